@@ -1,0 +1,84 @@
+"""The ``genaug`` command line: ``train``, ``score`` and ``ui``. Thin: it parses and calls flows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pipelines.train_detector import train_detector
+
+    rec = train_detector(
+        data=args.data, model_name=args.name, target=args.target, label_column=args.labels,
+        random_state=args.seed, params=json.loads(args.params) if args.params else None,
+    )
+    print(json.dumps(rec, indent=2, default=str))
+    return 0 if rec["promoted"] else 3
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pipelines.score import score
+
+    res = score(data=args.data, model=args.model, out=args.out, key_column=args.key)
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from genaug.tracking import tracking_uri
+
+    uri = tracking_uri()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", args.host, "--port", str(args.port), "--workers", "1"]
+    print(f"MLflow UI on http://{args.host}:{args.port}/#/experiments  (store {uri}); Ctrl-C stops")
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="genaug", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="fit a detector on a table and register it in MLflow")
+    t.add_argument("--data", required=True, help="Parquet or CSV file")
+    t.add_argument("--name", default="genaug-detector", help="registered model name")
+    t.add_argument("--target", help="column to leave out of the features")
+    t.add_argument("--labels", help="column of 1 = anomaly labels for the registry gate")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--params", help='JSON of AnomalyDetector params, e.g. \'{"n_members": 1}\'')
+    t.set_defaults(func=_train)
+    s = sub.add_parser("score", help="score a file with a registered or saved detector")
+    s.add_argument("--data", required=True, help="Parquet or CSV file")
+    s.add_argument("--model", default="models:/genaug-detector@champion",
+                   help="models:/<name>@<alias>, models:/<name>/<version> or a model folder")
+    s.add_argument("--out", help="output Parquet (default data/scores/<stem>.scores.parquet)")
+    s.add_argument("--key", help="column to copy into the output as the row key")
+    s.set_defaults(func=_score)
+    u = sub.add_parser("ui", help="start the MLflow UI on the local store")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    u.set_defaults(func=_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``genaug`` console script."""
+    args = build_parser().parse_args(argv)
+    from genaug.errors import GenaugError
+
+    try:
+        return args.func(args)
+    except GenaugError as e:
+        print(f"genaug: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

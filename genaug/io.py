@@ -1,0 +1,138 @@
+"""Reading tables (Parquet, CSV) with clear errors, and atomic writes (temp file, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import CorruptFileError, CSVFormatError, EmptyInputError, UnsupportedFormatError
+
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a Parquet or CSV file into a DataFrame; raise a named error for bad files."""
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {file!r} does not exist")
+    if path.stat().st_size == 0:
+        raise EmptyInputError("the file is empty", file=file, expected="a table", found="0 bytes")
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        table = _read_parquet(path)
+    elif suffix in CSV_SUFFIXES:
+        table = _read_csv(path)
+    else:
+        raise UnsupportedFormatError(
+            "unsupported file type", file=file,
+            expected=f"one of {sorted(PARQUET_SUFFIXES | CSV_SUFFIXES)}", found=suffix or "none",
+        )
+    if table.num_columns == 0:
+        raise EmptyInputError("no columns", file=file, expected="at least 1 column", found="0")
+    if table.num_rows == 0:
+        raise EmptyInputError("no rows (header only?)", file=file,
+                              expected="at least 1 row", found="0 rows")
+    names = table.column_names
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        from .errors import DuplicateColumnError
+
+        raise DuplicateColumnError("duplicated column name", file=file, column=dup[0],
+                                   expected="unique column names",
+                                   found=f"{dup[0]!r} {names.count(dup[0])} times")
+    return table.to_pandas()
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise CorruptFileError(
+            "not a readable Parquet file", file=str(path),
+            expected="a Parquet file", found=str(e).splitlines()[0][:200],
+        ) from None
+
+
+def _read_csv(path: Path) -> pa.Table:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    except UnicodeDecodeError as e:
+        raise CorruptFileError("text is not valid UTF-8", file=str(path),
+                               expected="UTF-8 text", found=str(e)[:200]) from None
+    except pa.ArrowInvalid as e:
+        msg = str(e).splitlines()[0]
+        if "UTF8" in msg or "utf8" in msg.lower():
+            raise CorruptFileError("text is not valid UTF-8", file=str(path),
+                                   expected="UTF-8 text", found=msg[:200]) from None
+        if "Expected" in msg and "columns" in msg:
+            raise CSVFormatError("rows have different numbers of fields", file=str(path),
+                                 expected="the same field count as the header",
+                                 found=msg[:200]) from None
+        if "Empty CSV" in msg:
+            raise EmptyInputError("the file is empty", file=str(path),
+                                  expected="a header and rows", found="no data") from None
+        raise CorruptFileError("not a readable CSV file", file=str(path),
+                               expected="a CSV file", found=msg[:200]) from None
+    names = table.column_names
+    if len(names) == 1:
+        for other in (";", "\t", "|"):
+            if other != delimiter and other in names[0]:
+                raise CSVFormatError(
+                    "one column whose name contains another delimiter: wrong delimiter?",
+                    file=str(path), column=names[0][:60],
+                    expected=f"fields separated by {delimiter!r}", found=f"{other!r} separators",
+                )
+    if names and all(_NUMBER.match(n.strip()) for n in names):
+        raise CSVFormatError(
+            "the first line looks like data, not column names: missing header?",
+            file=str(path), expected="a header row of column names",
+            found=f"first line {names[:5]}",
+        )
+    return table
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` to Parquet so readers see either nothing or the whole file."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    return Path(path)

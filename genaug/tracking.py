@@ -1,0 +1,390 @@
+"""Everything genaug logs to MLflow. This is the only module that imports mlflow.
+
+Default store: ``sqlite:///<cwd>/mlruns/mlflow.db`` (artifacts under ``<cwd>/mlruns/``), so run
+from the project root; ``MLFLOW_TRACKING_URI`` overrides it. Runs are written through an
+explicit :class:`~mlflow.MlflowClient` and ``run_id``; the fluent API is used only for
+``pyfunc.log_model`` and is pointed at the right store for that call alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from .detector import AnomalyDetector  # noqa: E402
+
+T = TypeVar("T")
+CHAMPION = "champion"
+TRAIN_EXPERIMENT = "genaug-detector"
+SCORE_EXPERIMENT = "genaug-scoring"
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store in ``./mlruns`` (absolute path)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    root = Path.cwd() / "mlruns"
+    root.mkdir(exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def client() -> MlflowClient:
+    """A client on :func:`tracking_uri`."""
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+@contextlib.contextmanager
+def _store(uri: str) -> Iterator[None]:
+    """Point the fluent API (tracking and registry) at ``uri`` for one block, then restore it."""
+    # mlflow.set_*_uri also export MLFLOW_*_URI; restore the variables as they were (None unsets)
+    before = os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with warnings.catch_warnings():
+            # MLflow's hints about integer columns, input examples and dataset sources
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+def _scoped(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run ``fn`` with MLflow's global URIs on :func:`tracking_uri` (some MLflow internals,
+    e.g. model-version creation, build their own client from the global URI)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with _store(tracking_uri()):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def experiment_id(c: MlflowClient, name: str) -> str:
+    """Id of experiment ``name``, created if needed."""
+    exp = c.get_experiment_by_name(name)
+    return exp.experiment_id if exp is not None else c.create_experiment(name)
+
+
+def run_url(run_id: str, exp_id: str, host: str = "http://127.0.0.1:5000") -> str:
+    """Link to a run in ``genaug ui``."""
+    return f"{host}/#/experiments/{exp_id}/runs/{run_id}"
+
+
+def ui_command(uri: str | None = None, port: int = 5000) -> str:
+    """The shell command that opens the MLflow UI on the store."""
+    uri = uri or tracking_uri()
+    return (f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri {uri} "
+            f"--host 127.0.0.1 --port {port} --workers 1")
+
+
+# ---------------------------------------------------------------------------------- pyfunc
+class DetectorModel(mlflow.pyfunc.PythonModel):
+    """Registry wrapper: ``predict`` returns score, is_anomaly and per-column contributions."""
+
+    def load_context(self, context: Any) -> None:
+        self.detector = AnomalyDetector.load(context.artifacts["detector"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return self.detector.score_frame(model_input)
+
+
+# Logged as "model from code": MLflow stores this source instead of a cloudpickled object.
+_MODEL_CODE = """\
+import mlflow
+from genaug.tracking import DetectorModel
+
+mlflow.models.set_model(DetectorModel())
+"""
+
+
+def _signature_frame(detector: AnomalyDetector, X: pd.DataFrame) -> pd.DataFrame:
+    cols = detector.schema_.feature_names
+    sample = X[cols].head(50).copy()
+    for spec in detector.schema_.columns:
+        if spec.kind == "numeric":
+            sample[spec.name] = sample[spec.name].astype("float64")  # ints may arrive with NaN
+        elif spec.kind == "categorical":
+            sample[spec.name] = sample[spec.name].astype(object).where(
+                sample[spec.name].notna(), None).map(lambda v: v if v is None else str(v))
+    return sample
+
+
+def _requirements() -> list[str]:
+    import sklearn
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"scikit-learn=={sklearn.__version__}",
+            f"pandas=={pd.__version__}", f"numpy=={np.__version__}", "genaug"]
+
+
+# ---------------------------------------------------------------------------------- plots
+def _loss_figure(history: list[dict[str, float]]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    h = pd.DataFrame(history)
+    ax.plot(h["epoch"], h["train_loss"], label="train")
+    if "val_loss" in h:
+        v = h.dropna(subset=["val_loss"])
+        ax.plot(v["epoch"], v["val_loss"], label="validation")
+    ax.set(xlabel="epoch", ylabel="negative ELBO (nats/row)", title="VAE training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _score_figure(scores: np.ndarray, threshold: float, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(scores, bins=60, color="tab:blue", alpha=0.8)
+    ax.axvline(threshold, color="tab:red", ls="--", label=f"threshold {threshold:.3g}")
+    ax.set(xlabel="anomaly score", ylabel="rows", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _blame_figure(contrib: pd.DataFrame, title: str, top: int = 15) -> plt.Figure:
+    counts = contrib.idxmax(axis=1).value_counts().head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(counts) + 1.2))
+    ax.barh(counts.index.astype(str), counts.values, color="tab:orange")
+    ax.set(xlabel="rows where the column is the top contributor", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def _log_figure(c: MlflowClient, run_id: str, fig: plt.Figure, path: str) -> None:
+    c.log_figure(run_id, fig, path)
+    plt.close(fig)
+
+
+def _log_dataset(c: MlflowClient, run_id: str, df: pd.DataFrame, name: str, source: str | None,
+                 context: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(df, source=source, name=name)
+    c.log_inputs(run_id, datasets=[DatasetInput(
+        ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+
+
+# ---------------------------------------------------------------------------------- training
+@dataclass
+class TrainingRecord:
+    """What :func:`log_detector_training` wrote."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    registered_name: str | None
+    version: int | None
+    promoted: bool
+    gate: str
+    url: str
+
+
+@_scoped
+def log_detector_training(
+    detector: AnomalyDetector,
+    X: pd.DataFrame,
+    *,
+    dataset_name: str,
+    source: str | None = None,
+    register_as: str | None = "genaug-detector",
+    labels: np.ndarray | None = None,
+    min_val_auc: float = 0.6,
+    fit_seconds: float | None = None,
+    experiment: str = TRAIN_EXPERIMENT,
+    run_name: str | None = None,
+    extra_params: dict[str, Any] | None = None,
+) -> TrainingRecord:
+    """Log a fitted detector: params, per-epoch losses, dataset, plots, model; register it.
+
+    The ``champion`` alias moves to the new version only if every logged loss is finite and,
+    when ``labels`` (1 = anomaly, aligned with ``X``) are given, the ROC-AUC of the
+    training-data scores is at least ``min_val_auc``.
+    """
+    uri = tracking_uri()
+    c = MlflowClient(tracking_uri=uri)
+    exp_id = experiment_id(c, experiment)
+    run = c.create_run(exp_id, run_name=run_name or f"train-{dataset_name}",
+                       tags={"genaug.kind": "detector-training", "genaug.dataset": dataset_name})
+    run_id = run.info.run_id
+    try:
+        params = {k: v for k, v in detector.get_params().items()}
+        params.update({
+            "n_rows": len(X), "n_features": detector.n_features_in_,
+            "n_encoded": detector.dims_["n_features"], "hidden_resolved": detector.dims_["hidden"],
+            "latent_resolved": detector.dims_["latent"], "n_steps": detector.n_steps_,
+            "dropped_columns": ",".join(f"{k} ({v})" for k, v in detector.schema_.dropped.items())
+            or "none",
+        })
+        params.update(extra_params or {})
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        now = int(time.time() * 1000)
+        metrics = []
+        for rec in detector.history_:
+            for key in ("train_loss", "val_loss"):
+                if key in rec:
+                    metrics.append(Metric(key, float(rec[key]), now, int(rec["epoch"])))
+        summary = {"threshold": detector.threshold_, "flag_rate_validation": detector.flag_rate_,
+                   "flag_rate_train": float(np.mean(detector.labels_))}
+        if fit_seconds is not None:
+            summary["fit_seconds"] = fit_seconds
+        losses = [v for r in detector.history_ for k, v in r.items() if k.endswith("loss")]
+        finite = bool(losses) and all(math.isfinite(v) for v in losses)
+        gate = "passed: finite losses" if finite else "failed: non-finite training loss"
+        if labels is not None:
+            from sklearn.metrics import roc_auc_score
+
+            y = np.asarray(labels).astype(int)
+            val = detector.validation_index_
+            y_val, s_val = y[val], detector.decision_scores_[val]
+            if len(np.unique(y_val)) < 2:  # too few labelled rows held out: use all rows
+                y_val, s_val = y, detector.decision_scores_
+            if len(np.unique(y_val)) == 2:
+                auc = float(roc_auc_score(y_val, s_val))
+                summary["val_roc_auc"] = auc
+                if auc < min_val_auc:
+                    gate = f"failed: ROC-AUC {auc:.3f} below floor {min_val_auc}"
+                elif finite:
+                    gate = f"passed: finite losses, ROC-AUC {auc:.3f} >= {min_val_auc}"
+        metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
+        for i in range(0, len(metrics), 900):
+            c.log_batch(run_id, metrics=metrics[i:i + 900])
+        _log_dataset(c, run_id, X, dataset_name, source, "training")
+        _log_figure(c, run_id, _loss_figure(detector.history_), "plots/loss_curves.png")
+        _log_figure(c, run_id, _score_figure(detector.decision_scores_, detector.threshold_,
+                                             "Training scores"), "plots/score_histogram.png")
+        top = np.argsort(detector.decision_scores_)[-max(1, len(X) // 20):]
+        contrib = detector.explain(X.iloc[top])
+        fig = _blame_figure(contrib, "Most blamed columns, top 5% of training rows")
+        _log_figure(c, run_id, fig, "plots/top_blamed_columns.png")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = detector.save(Path(tmp) / "detector")
+            sample = _signature_frame(detector, X)
+            signature = infer_signature(sample, detector.score_frame(sample))
+            code = Path(tmp) / "detector_model.py"
+            code.write_text(_MODEL_CODE)
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name="detector", python_model=str(code),
+                    artifacts={"detector": str(folder)}, signature=signature,
+                    pip_requirements=_requirements(), input_example=sample.head(3),
+                )
+        version = None
+        promoted = False
+        if register_as:
+            # registered through the explicit client, not the fluent registry URI
+            try:
+                c.get_registered_model(register_as)
+            except mlflow.exceptions.MlflowException:
+                c.create_registered_model(register_as)
+            mv = c.create_model_version(register_as, source=f"models:/{info.model_id}",
+                                        run_id=run_id, model_id=info.model_id)
+            version = int(mv.version)
+            c.set_model_version_tag(register_as, str(version), "genaug.gate", gate)
+            c.set_model_version_tag(register_as, str(version), "genaug.run_id", run_id)
+            if gate.startswith("passed"):
+                c.set_registered_model_alias(register_as, CHAMPION, str(version))
+                promoted = True
+        c.set_tag(run_id, "genaug.gate", gate)
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
+                          run_url(run_id, exp_id))
+
+
+# ---------------------------------------------------------------------------------- scoring
+@_scoped
+def load_detector(ref: str | os.PathLike) -> tuple[AnomalyDetector, str]:
+    """Load a detector from a model folder or an MLflow URI (``models:/name@champion``).
+
+    Returns the detector and a description of what was loaded (name, version, run).
+    """
+    ref = str(ref)
+    if "://" not in ref and not ref.startswith("models:/"):
+        return AnomalyDetector.load(ref), f"folder {ref}"
+    uri = tracking_uri()
+    c = MlflowClient(tracking_uri=uri)
+    if not ref.startswith("models:/"):
+        raise ValueError(f"unsupported model reference {ref!r}: use a folder or models:/...")
+    body = ref[len("models:/"):]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        mv = c.get_model_version_by_alias(name, alias)
+    elif "/" in body:
+        name, version = body.split("/", 1)
+        mv = c.get_model_version(name, version)
+    else:
+        raise ValueError(f"model reference {ref!r} needs an alias (@champion) or a version")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    return model.unwrap_python_model().detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+
+
+@_scoped
+def log_scoring_run(
+    scores: pd.DataFrame,
+    *,
+    model_desc: str,
+    input_file: str,
+    output_file: str | None,
+    threshold: float,
+    extra_metrics: dict[str, float] | None = None,
+    experiment: str = SCORE_EXPERIMENT,
+) -> tuple[str, str]:
+    """Log one scoring job: counts, score quantiles and a histogram. Returns (run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    run = c.create_run(exp_id, run_name=f"score-{Path(input_file).name}",
+                       tags={"genaug.kind": "scoring"})
+    run_id = run.info.run_id
+    try:
+        params = {"model": model_desc, "input_file": input_file,
+                  "output_file": output_file or "", "threshold": threshold}
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        s = scores["score"].to_numpy()
+        now = int(time.time() * 1000)
+        m = {"n_rows": len(s), "n_flagged": int(scores["is_anomaly"].sum()),
+             "flag_rate": float(scores["is_anomaly"].mean()),
+             "score_median": float(np.median(s)), "score_p99": float(np.quantile(s, 0.99)),
+             **(extra_metrics or {})}
+        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in m.items()])
+        _log_figure(c, run_id, _score_figure(s, threshold, f"Scores of {Path(input_file).name}"),
+                    "plots/score_histogram.png")
+        contrib = scores[[col for col in scores.columns if col.startswith("contrib_")]]
+        flagged = contrib[scores["is_anomaly"] == 1]
+        if len(flagged):
+            _log_figure(c, run_id, _blame_figure(flagged.rename(columns=lambda x: x[8:]),
+                                                 "Most blamed columns, flagged rows"),
+                        "plots/top_blamed_columns.png")
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return run_id, run_url(run_id, exp_id)

@@ -1,0 +1,308 @@
+"""Reversible tabular encoder: numeric normalisation, capped one-hot categories, missingness.
+
+The encoded matrix is laid out in :class:`Span`s, one or two per source column:
+
+* numeric/datetime column -> one ``num`` value (standardised, or quantile-to-normal), plus a
+  ``miss`` indicator if the column had missing values in training;
+* categorical column -> a ``cat`` one-hot block over the ``max_levels`` most frequent levels,
+  plus ``__other__`` (rarer levels) and ``__missing__`` when needed.
+
+Models read the spans to build per-column likelihoods; :meth:`TabularEncoder.inverse_transform`
+turns model outputs back into a frame with the original columns, dtypes and levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr, ndtri
+
+from .schema import CATEGORICAL, DATETIME, Schema
+
+OTHER = "__other__"
+MISSING = "__missing__"
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+@dataclass
+class Span:
+    """A slice ``[start, end)`` of the encoded matrix that belongs to one source column."""
+
+    column: str
+    kind: str  # "num" | "cat" | "miss"
+    start: int
+    end: int
+
+
+@dataclass
+class Encoded:
+    """An encoded table: the model input plus what the likelihood needs to score it."""
+
+    X: np.ndarray  # float32, (n, n_features_out)
+    num_missing: np.ndarray  # bool, (n, n_numeric): value absent (excluded from the Gaussian term)
+    cat_codes: np.ndarray  # int64, (n, n_categorical): slot index, -1 when the level has no slot
+
+
+class TabularEncoder:
+    """Fit on a frame cleaned by :meth:`Schema.validate`; transform to floats and back."""
+
+    def __init__(
+        self,
+        numeric: Literal["standard", "quantile"] = "standard",
+        max_levels: int = 50,
+        n_quantiles: int = 1000,
+    ) -> None:
+        self.numeric = numeric
+        self.max_levels = max_levels
+        self.n_quantiles = n_quantiles
+
+    # ----------------------------------------------------------------------------- fitting
+    def fit(self, df: pd.DataFrame, schema: Schema) -> TabularEncoder:
+        """Learn normalisation constants and category slots from a validated frame."""
+        if self.numeric not in ("standard", "quantile"):
+            raise ValueError(f"numeric must be 'standard' or 'quantile', got {self.numeric!r}")
+        self.schema_ = schema
+        self.num_state_: dict[str, dict[str, Any]] = {}
+        self.cat_state_: dict[str, dict[str, Any]] = {}
+        spans: list[Span] = []
+        pos = 0
+        for spec in schema.columns:
+            col = df[spec.name]
+            if spec.kind == CATEGORICAL:
+                counts = pd.Series(col).value_counts(dropna=True)
+                ordered = [lv for lv in (spec.levels or []) if lv in counts.index]
+                kept = ordered[: self.max_levels]
+                tail = ordered[self.max_levels:]
+                slots = list(kept)
+                if tail:
+                    slots.append(OTHER)
+                has_missing = bool(pd.isna(col).any())
+                if has_missing:
+                    slots.append(MISSING)
+                tail_counts = np.array([counts[t] for t in tail], dtype=float)
+                self.cat_state_[spec.name] = {
+                    "slots": slots,
+                    "tail": tail,
+                    "tail_p": (tail_counts / tail_counts.sum()).tolist() if tail else [],
+                }
+                spans.append(Span(spec.name, "cat", pos, pos + len(slots)))
+                pos += len(slots)
+            else:
+                vals = np.asarray(col, dtype=float)
+                present = vals[~np.isnan(vals)]
+                state = self._fit_numeric(present)
+                state["has_missing"] = bool(np.isnan(vals).any())
+                state["integer"] = bool(np.all(np.mod(present, 1) == 0)) and spec.kind != DATETIME
+                state["min"], state["max"] = float(present.min()), float(present.max())
+                self.num_state_[spec.name] = state
+                spans.append(Span(spec.name, "num", pos, pos + 1))
+                pos += 1
+                if state["has_missing"]:
+                    spans.append(Span(spec.name, "miss", pos, pos + 1))
+                    pos += 1
+        self.spans_ = spans
+        self.n_features_out_ = pos
+        self.n_train_ = len(df)
+        return self
+
+    def _fit_numeric(self, present: np.ndarray) -> dict[str, Any]:
+        if self.numeric == "standard":
+            mean = float(present.mean())
+            std = float(present.std())
+            return {"mean": mean, "scale": max(std, 1e-6 * (abs(mean) + 1.0))}
+        k = int(min(self.n_quantiles, max(len(present), 2)))
+        probs = np.linspace(0.0, 1.0, k)
+        q = np.quantile(present, probs)
+        uniq, first = np.unique(q, return_index=True)
+        last = np.r_[first[1:] - 1, k - 1]
+        return {"values": uniq.tolist(), "p_lo": probs[first].tolist(),
+                "p_hi": probs[last].tolist()}
+
+    # ----------------------------------------------------------------------------- spans
+    @property
+    def num_spans(self) -> list[Span]:
+        """The ``num`` spans, in column order."""
+        return [s for s in self.spans_ if s.kind == "num"]
+
+    @property
+    def cat_spans(self) -> list[Span]:
+        """The ``cat`` spans, in column order."""
+        return [s for s in self.spans_ if s.kind == "cat"]
+
+    @property
+    def miss_spans(self) -> list[Span]:
+        """The ``miss`` spans, in column order."""
+        return [s for s in self.spans_ if s.kind == "miss"]
+
+    # ----------------------------------------------------------------------------- forward
+    def transform(self, df: pd.DataFrame, rng: np.random.Generator | None = None) -> Encoded:
+        """Encode a validated frame. ``rng`` spreads quantile ties randomly (training only)."""
+        n = len(df)
+        X = np.zeros((n, self.n_features_out_), dtype=np.float32)
+        num_missing = np.zeros((n, len(self.num_spans)), dtype=bool)
+        cat_codes = np.zeros((n, len(self.cat_spans)), dtype=np.int64)
+        i_num = i_cat = 0
+        for span in self.spans_:
+            col = df[span.column]
+            if span.kind == "num":
+                vals = np.asarray(col, dtype=float)
+                miss = np.isnan(vals)
+                z = self._normalise(np.where(miss, 0.0, vals), self.num_state_[span.column], rng)
+                X[:, span.start] = np.where(miss, 0.0, z)
+                num_missing[:, i_num] = miss
+                i_num += 1
+            elif span.kind == "miss":
+                X[:, span.start] = np.isnan(np.asarray(col, dtype=float))
+            else:
+                codes = self._codes(np.asarray(col, dtype=object), self.cat_state_[span.column])
+                ok = codes >= 0
+                X[np.flatnonzero(ok), span.start + codes[ok]] = 1.0
+                cat_codes[:, i_cat] = codes
+                i_cat += 1
+        return Encoded(X=X, num_missing=num_missing, cat_codes=cat_codes)
+
+    def _normalise(
+        self, x: np.ndarray, st: dict[str, Any], rng: np.random.Generator | None
+    ) -> np.ndarray:
+        if self.numeric == "standard":
+            return (x - st["mean"]) / st["scale"]
+        values, lo, hi = (np.asarray(st[k]) for k in ("values", "p_lo", "p_hi"))
+        mid = (lo + hi) / 2
+        u = np.interp(x, values, mid)
+        idx = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
+        tied = (values[idx] == x) & (hi[idx] > lo[idx])
+        if rng is not None and tied.any():
+            r = rng.random(int(tied.sum()))
+            u[tied] = lo[idx[tied]] + r * (hi[idx[tied]] - lo[idx[tied]])
+        eps = 0.5 / max(len(values), 2) / 10
+        return ndtri(np.clip(u, eps, 1 - eps))
+
+    def _denormalise(self, z: np.ndarray, st: dict[str, Any]) -> np.ndarray:
+        if self.numeric == "standard":
+            return z * st["scale"] + st["mean"]
+        values, lo, hi = (np.asarray(st[k]) for k in ("values", "p_lo", "p_hi"))
+        flat = hi > lo
+        xp = np.sort(np.concatenate([lo, hi[flat]]))
+        fp = np.concatenate([values, values[flat]])[
+            np.argsort(np.concatenate([lo, hi[flat]]), kind="stable")
+        ]
+        return np.interp(ndtr(z), xp, fp)
+
+    @staticmethod
+    def _codes(vals: np.ndarray, st: dict[str, Any]) -> np.ndarray:
+        slots = {lv: i for i, lv in enumerate(st["slots"])}
+        s = pd.Series(vals, dtype=object)
+        isna = s.isna().to_numpy()
+        mapped = s.map(slots).to_numpy(dtype=float, na_value=np.nan)
+        out = np.where(np.isnan(mapped), slots.get(OTHER, -1), mapped).astype(np.int64)
+        out[isna] = slots.get(MISSING, -1)
+        return out
+
+    # ----------------------------------------------------------------------------- inverse
+    def inverse_transform(
+        self,
+        X: np.ndarray,
+        rng: np.random.Generator | None = None,
+    ) -> pd.DataFrame:
+        """Decode a matrix laid out like :meth:`transform`'s output back to source columns.
+
+        ``cat`` blocks may hold one-hot rows or probabilities; ``miss`` values are
+        probabilities of "missing". With ``rng`` categories and missingness are sampled from
+        those probabilities; without it the most likely level is taken (and p > 0.5 means
+        missing).
+        """
+        X = np.asarray(X, dtype=float)
+        n = X.shape[0]
+        out: dict[str, Any] = {}
+        miss_of = {s.column: X[:, s.start] for s in self.miss_spans}
+        for spec in self.schema_.columns:
+            span = next(s for s in self.spans_ if s.column == spec.name and s.kind != "miss")
+            if span.kind == "num":
+                st = self.num_state_[spec.name]
+                vals = np.clip(self._denormalise(X[:, span.start], st), st["min"], st["max"])
+                if st["integer"]:
+                    vals = np.round(vals)
+                missing = np.zeros(n, dtype=bool)
+                if spec.name in miss_of:
+                    p = np.clip(miss_of[spec.name], 0.0, 1.0)
+                    missing = rng.random(n) < p if rng is not None else p > 0.5
+                out[spec.name] = self._restore_numeric(vals, missing, spec.dtype, spec.kind)
+            else:
+                st = self.cat_state_[spec.name]
+                probs = np.clip(X[:, span.start:span.end], 0.0, None)
+                if rng is not None:
+                    probs = probs / np.maximum(probs.sum(1, keepdims=True), 1e-12)
+                    cum = probs.cumsum(1)
+                    idx = np.minimum((cum < rng.random((n, 1))).sum(1), probs.shape[1] - 1)
+                else:
+                    idx = probs.argmax(1)
+                slots = np.asarray(st["slots"], dtype=object)
+                labels = slots[idx]
+                is_other = labels == OTHER
+                if is_other.any():
+                    tail = np.asarray(st["tail"], dtype=object)
+                    if rng is not None:
+                        labels[is_other] = rng.choice(tail, size=int(is_other.sum()),
+                                                      p=st["tail_p"])
+                    else:
+                        labels[is_other] = tail[0]
+                labels[labels == MISSING] = None
+                out[spec.name] = _restore_levels(labels, spec.dtype)
+        return pd.DataFrame(out)
+
+    @staticmethod
+    def _restore_numeric(vals: np.ndarray, missing: np.ndarray, dtype: str, kind: str) -> Any:
+        if kind == DATETIME:
+            ts = _EPOCH + pd.to_timedelta(vals, unit="D")
+            return pd.Series(ts).where(~missing).astype(dtype)
+        if dtype.lower().startswith(("int", "uint")):
+            if missing.any():
+                return pd.array(np.where(missing, None, vals).tolist(), dtype="Int64")
+            return vals.astype(dtype.lower())
+        return np.where(missing, np.nan, vals).astype(dtype if "float" in dtype else float)
+
+    # ----------------------------------------------------------------------------- state
+    def get_state(self) -> dict[str, Any]:
+        """JSON-ready fitted state (no pickle)."""
+        return {
+            "params": {"numeric": self.numeric, "max_levels": self.max_levels,
+                       "n_quantiles": self.n_quantiles},
+            "schema": self.schema_.to_dict(),
+            "num_state": self.num_state_,
+            "cat_state": self.cat_state_,
+            "spans": [asdict(s) for s in self.spans_],
+            "n_features_out": self.n_features_out_,
+            "n_train": self.n_train_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TabularEncoder:
+        """Rebuild a fitted encoder from :meth:`get_state`."""
+        enc = cls(**state["params"])
+        enc.schema_ = Schema.from_dict(state["schema"])
+        enc.num_state_ = state["num_state"]
+        enc.cat_state_ = state["cat_state"]
+        enc.spans_ = [Span(**s) for s in state["spans"]]
+        enc.n_features_out_ = state["n_features_out"]
+        enc.n_train_ = state["n_train"]
+        return enc
+
+
+def _restore_levels(labels: np.ndarray, dtype: str) -> Any:
+    """Cast string levels back to the column's training dtype."""
+    if dtype == "bool" or dtype == "boolean":
+        vals = [None if v is None else v == "True" for v in labels]
+        return pd.array(vals, dtype="boolean") if None in vals else np.array(vals, dtype=bool)
+    if dtype.lower().startswith(("int", "uint")):
+        vals = [None if v is None else int(v) for v in labels]
+        if None in vals:
+            return pd.array(vals, dtype="Int64")
+        return np.array(vals, dtype=dtype.lower())
+    if dtype.lower().startswith("float"):
+        return np.array([np.nan if v is None else float(v) for v in labels], dtype=float)
+    if dtype == "category":
+        return pd.Categorical(labels)
+    return pd.array(list(labels), dtype=dtype) if dtype in ("string", "str") else labels
