@@ -59,8 +59,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pa.Table:
     try:
-        return pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        # ParquetFile, not pq.read_table: the dataset reader behind read_table rejects duplicated
+        # column names as "Multiple matches for FieldRef", which would look like corruption
+        with pq.ParquetFile(path) as pf:
+            return pf.read()
+    except (pa.ArrowException, OSError) as e:
         raise CorruptFileError(
             "not a readable Parquet file", file=str(path),
             expected="a Parquet file", found=str(e).splitlines()[0][:200],
@@ -70,7 +73,12 @@ def _read_parquet(path: Path) -> pa.Table:
 def _read_csv(path: Path) -> pa.Table:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            # an empty field is a missing value in text columns too, as in numeric ones
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
     except UnicodeDecodeError as e:
         raise CorruptFileError("text is not valid UTF-8", file=str(path),
                                expected="UTF-8 text", found=str(e)[:200]) from None

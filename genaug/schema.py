@@ -214,6 +214,15 @@ def infer_schema(
                 "unsupported column type", file=file, column=col,
                 expected="numeric, string, bool, category or datetime", found=str(s.dtype),
             )
+        # before the constant rule: a column that is +inf in every row is an error, not dropped
+        if kind == NUMERIC:
+            vals = s.to_numpy(dtype=float, na_value=np.nan)
+            if np.isinf(vals).any():
+                raise NonFiniteError(
+                    "infinite values", file=file, column=col,
+                    expected="finite numbers or NaN",
+                    found=f"{int(np.isinf(vals).sum())} infinite value(s)",
+                )
         nunique = s.nunique(dropna=True)
         id_like = (
             (pd.api.types.is_integer_dtype(s) or (kind == CATEGORICAL and not
@@ -230,20 +239,12 @@ def infer_schema(
             if constant == "error":
                 raise ConstantColumnError(
                     "zero variance: one value in every row", file=file, column=col,
-                    expected="at least two distinct values", found=f"only {s.iloc[0]!r}",
+                    expected="at least two distinct values", found=f"only {_plain(s.iloc[0])!r}",
                 )
             dropped[col] = "constant: one value in every row"
             warnings.warn(f"column {col!r} is constant; excluded from the model",
                           UserWarning, stacklevel=2)
             continue
-        if kind == NUMERIC:
-            vals = s.to_numpy(dtype=float, na_value=np.nan)
-            if np.isinf(vals).any():
-                raise NonFiniteError(
-                    "infinite values", file=file, column=col,
-                    expected="finite numbers or NaN",
-                    found=f"{int(np.isinf(vals).sum())} infinite value(s)",
-                )
         levels = None
         if kind == CATEGORICAL:
             counts = _as_str(s).value_counts(dropna=True)
@@ -256,6 +257,11 @@ def infer_schema(
             expected="at least one feature column", found=f"dropped {sorted(dropped)}",
         )
     return Schema(columns=columns, target=target, dropped=dropped)
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the Python value, so messages read ``5.0``, not ``np.float64(5.0)``."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _as_str(s: pd.Series) -> pd.Series:

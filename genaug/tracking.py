@@ -124,14 +124,19 @@ mlflow.models.set_model(DetectorModel())
 
 
 def _signature_frame(detector: AnomalyDetector, X: pd.DataFrame) -> pd.DataFrame:
-    cols = detector.schema_.feature_names
-    sample = X[cols].head(50).copy()
+    """Training rows as the pyfunc signature sees them: training dtypes, text as str.
+
+    MLflow enforces these dtypes on ``predict`` input (it will not cast int64 to float64 or
+    back); genaug's own schema check runs after it, inside the model.
+    """
+    sample = X[detector.schema_.feature_names].head(50).copy()
     for spec in detector.schema_.columns:
-        if spec.kind == "numeric":
-            sample[spec.name] = sample[spec.name].astype("float64")  # ints may arrive with NaN
-        elif spec.kind == "categorical":
-            sample[spec.name] = sample[spec.name].astype(object).where(
-                sample[spec.name].notna(), None).map(lambda v: v if v is None else str(v))
+        col = sample[spec.name]
+        if spec.kind == "categorical" and not (
+            pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+        ):
+            sample[spec.name] = col.astype(object).where(col.notna(), None).map(
+                lambda v: v if v is None else str(v))
     return sample
 
 

@@ -177,8 +177,13 @@ class TabularEncoder:
         if rng is not None and tied.any():
             r = rng.random(int(tied.sum()))
             u[tied] = lo[idx[tied]] + r * (hi[idx[tied]] - lo[idx[tied]])
-        eps = 0.5 / max(len(values), 2) / 10
-        return ndtri(np.clip(u, eps, 1 - eps))
+        eps = self._eps(values)
+        return ndtri(eps + (1 - 2 * eps) * np.clip(u, 0.0, 1.0))
+
+    @staticmethod
+    def _eps(values: np.ndarray) -> float:
+        # squeeze [0, 1] into [eps, 1 - eps] so the ends map to finite z (and back exactly)
+        return 0.5 / max(len(values), 2)
 
     def _denormalise(self, z: np.ndarray, st: dict[str, Any]) -> np.ndarray:
         if self.numeric == "standard":
@@ -189,7 +194,8 @@ class TabularEncoder:
         fp = np.concatenate([values, values[flat]])[
             np.argsort(np.concatenate([lo, hi[flat]]), kind="stable")
         ]
-        return np.interp(ndtr(z), xp, fp)
+        eps = self._eps(values)
+        return np.interp((ndtr(z) - eps) / (1 - 2 * eps), xp, fp)
 
     @staticmethod
     def _codes(vals: np.ndarray, st: dict[str, Any]) -> np.ndarray:

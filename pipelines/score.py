@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from genaug import read_table
 from genaug.io import write_parquet_atomic
+from pipelines._retry import retry_unless_bad_input
 
 
 def default_output(data: str) -> str:
@@ -17,7 +18,7 @@ def default_output(data: str) -> str:
     return str(Path("data/scores") / f"{Path(data).stem}.scores.parquet")
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def score_file(data: str, model: str, out: str, key_column: str | None) -> dict[str, Any]:
     """Validate and score ``data`` with ``model``; write ``out`` (temp file, then rename)."""
     from genaug import tracking
@@ -34,7 +35,7 @@ def score_file(data: str, model: str, out: str, key_column: str | None) -> dict[
     return {"output": out, "model": desc, "threshold": det.threshold_}
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def log_scores(data: str, scored: dict[str, Any]) -> dict[str, Any]:
     """Log the scoring run to MLflow."""
     import pandas as pd

@@ -11,9 +11,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from genaug import AnomalyDetector, read_table
+from pipelines._retry import retry_unless_bad_input
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def fit_detector(data: str, params: dict[str, Any], model_dir: str) -> dict[str, Any]:
     """Read and validate ``data``, fit a detector, save it to ``model_dir``."""
     logger = get_run_logger()
@@ -27,7 +28,7 @@ def fit_detector(data: str, params: dict[str, Any], model_dir: str) -> dict[str,
     return {"model_dir": model_dir, "fit_seconds": seconds, "n_rows": len(df)}
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def log_and_register(
     data: str, model_dir: str, fit_seconds: float, model_name: str,
     label_column: str | None, min_val_auc: float,
