@@ -76,6 +76,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     beta, warmup : KL weight and the fraction of steps over which it ramps up.
     max_steps, max_epochs : training length is ``min(max_steps, max_epochs * batches/epoch)``.
     batch_size, lr : Adam minibatch size and learning rate.
+    trim : after warm-up, the share of highest-loss rows left out of each minibatch's loss
+        (robustness to anomalies hidden in the training data).
     combine : ``"iforest"`` rank-averages with an isolation forest, ``"none"`` is the VAE alone.
     contamination : target false-alarm rate; ``threshold_`` is this upper quantile of scores on
         the held-out validation rows.
@@ -106,6 +108,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         max_epochs: int = 300,
         batch_size: int = 128,
         lr: float = 1e-3,
+        trim: float = 0.0,
         combine: Literal["iforest", "none"] = "iforest",
         n_trees: int = 100,
         contamination: float = 0.01,
@@ -131,6 +134,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.trim = trim
         self.combine = combine
         self.n_trees = n_trees
         self.contamination = contamination
@@ -210,6 +214,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.history_ = train_vae(
             self.model_, self._nll, fit_t, val_t, n_steps=self.n_steps_,
             batch_size=self.batch_size, lr=self.lr, beta=self.beta, warmup=self.warmup,
+            trim=self.trim,
             generator=g, rng=np.random.default_rng(s_batch), progress=self.verbose,
             desc="training VAE",
         )

@@ -113,6 +113,7 @@ def train_vae(
     generator: torch.Generator,
     rng: np.random.Generator,
     sampler: Callable[[np.random.Generator, int, int], np.ndarray] | None = None,
+    trim: float = 0.0,
     progress: bool = False,
     desc: str = "VAE",
 ) -> list[dict[str, float]]:
@@ -120,7 +121,8 @@ def train_vae(
 
     Each member draws its own minibatches (``sampler(rng, K, B)`` may replace the default
     epoch-wise shuffling, e.g. with class-balanced draws). The KL weight rises linearly to
-    ``beta`` over the first ``warmup`` fraction of steps.
+    ``beta`` over the first ``warmup`` fraction of steps; after it, ``trim`` > 0 drops that
+    share of each member's highest-loss rows from every minibatch.
     """
     k = model.enc_mu.weight.shape[0]
     n = len(train)
@@ -151,7 +153,15 @@ def train_vae(
         ).to(device)
         nll, kl = negative_elbo_parts(model, nll_fn, batch, noise)
         b = beta * min(1.0, (step + 1) / warm)
-        loss = (nll.sum(-1) + b * kl).mean()
+        per_row = nll.sum(-1) + b * kl
+        if trim > 0 and step >= warm:
+            # trimmed loss: ignore each member's worst-fitting rows in the batch, so that
+            # anomalies hidden in the training data are not learnt as normal
+            cut = torch.quantile(per_row.detach(), 1.0 - trim, dim=1, keepdim=True)
+            keep = (per_row.detach() <= cut).to(per_row.dtype)
+            loss = (per_row * keep).sum() / keep.sum().clamp(min=1.0)
+        else:
+            loss = per_row.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
