@@ -69,8 +69,14 @@ def _store(uri: str) -> Iterator[None]:
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+        # unset MLflow's globals, then put the variables back: the effective URIs are as before
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in zip(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"), before):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _scoped(fn: Callable[..., T]) -> Callable[..., T]:

@@ -1,5 +1,7 @@
 """The genaug command line, through real flow runs."""
 
+import contextlib
+import io
 import json
 
 import pandas as pd
@@ -19,20 +21,28 @@ def test_parser_has_the_three_commands():
         p.parse_args(["train"])  # --data is required
 
 
-def test_train_then_score_and_bad_file(prefect_api, mlflow_store, capsys):
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    # not capsys: Prefect's log handler keeps the stream it first saw, and capsys closes its own
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_train_then_score_and_bad_file(prefect_api, mlflow_store):
     data = mlflow_store / "t.parquet"
     mixed_frame(n=300, seed=6).drop(columns="is_anomaly").to_parquet(data)
-    rc = main(["train", "--data", str(data), "--name", "cli-model",
-               "--params", json.dumps({"max_steps": 60, "n_members": 1})])
+    rc, out, _ = _run(["train", "--data", str(data), "--name", "cli-model",
+                       "--params", json.dumps({"max_steps": 60, "n_members": 1})])
     assert rc == 0
-    assert '"promoted": true' in capsys.readouterr().out
+    assert '"promoted": true' in out
     target = mlflow_store / "s.parquet"
-    rc = main(["score", "--data", str(data), "--model", "models:/cli-model@champion",
-               "--out", str(target)])
+    rc, _, _ = _run(["score", "--data", str(data), "--model", "models:/cli-model@champion",
+                     "--out", str(target)])
     assert rc == 0 and len(pd.read_parquet(target)) == 300
 
     bad = mlflow_store / "bad.csv"
     bad.write_text("a;b;colour\n1;2;red\n")
-    rc = main(["score", "--data", str(bad), "--model", "models:/cli-model@champion"])
+    rc, _, err = _run(["score", "--data", str(bad), "--model", "models:/cli-model@champion"])
     assert rc == 2
-    assert "bad.csv" in capsys.readouterr().err
+    assert "bad.csv" in err and "CSV" not in err.split("bad.csv")[0]

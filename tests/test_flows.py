@@ -25,6 +25,12 @@ def test_train_register_load_by_alias_and_score(prefect_api, mlflow_store, train
     rec = train_detector(data=str(train_file), model_name="demo", target=None,
                          label_column="is_anomaly", min_val_auc=0.6, params=FAST)
     assert rec["promoted"] and rec["version"] == 1
+    import os
+
+    import mlflow
+
+    # tracking calls leave MLflow's process-wide URI as they found it
+    assert mlflow.get_tracking_uri() == os.environ["MLFLOW_TRACKING_URI"]
     c = MlflowClient()
     assert str(c.get_model_version_by_alias("demo", "champion").version) == "1"
     run = c.get_run(rec["run_id"])
