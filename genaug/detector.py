@@ -108,7 +108,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         max_epochs: int = 300,
         batch_size: int = 128,
         lr: float = 1e-3,
-        trim: float = 0.0,
+        trim: float = 0.2,
         combine: Literal["iforest", "none"] = "iforest",
         n_trees: int = 100,
         contamination: float = 0.01,
