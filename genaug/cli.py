@@ -1,4 +1,4 @@
-"""The ``genaug`` command line: ``train``, ``score`` and ``ui``. Thin: it parses and calls flows."""
+"""The ``genaug`` command line: ``train``, ``score``, ``batch``, ``ui``. Thin: it calls flows."""
 
 from __future__ import annotations
 
@@ -26,6 +26,19 @@ def _score(args: argparse.Namespace) -> int:
     res = score(data=args.data, model=args.model, out=args.out, key_column=args.key)
     print(json.dumps(res, indent=2, default=str))
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from pipelines.batch import score_incoming_flow
+
+    res = score_incoming_flow(
+        incoming=args.incoming, model=args.model, out=args.out, processed=args.processed,
+        quarantine=args.quarantine, ledger=args.ledger, min_age=args.min_age,
+    )
+    print(res["summary"])
+    for name in res["quarantined"]:
+        print(f"  quarantined: {name} -> {args.quarantine}/{name}.reason.json")
+    return 1 if res["quarantined"] or res["failed"] else 0
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -61,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output Parquet (default data/scores/<stem>.scores.parquet)")
     s.add_argument("--key", help="column to copy into the output as the row key")
     s.set_defaults(func=_score)
+    b = sub.add_parser("batch", help="score every new file in a folder; quarantine bad ones")
+    b.add_argument("--incoming", default="data/incoming")
+    b.add_argument("--model", default="models:/genaug-detector@champion")
+    b.add_argument("--out", default="data/scores")
+    b.add_argument("--processed", default="data/processed")
+    b.add_argument("--quarantine", default="data/quarantine")
+    b.add_argument("--ledger", default="data/ledger.sqlite")
+    b.add_argument("--min-age", type=float, default=2.0,
+                   help="skip files modified in the last N seconds (still being written)")
+    b.set_defaults(func=_batch)
     u = sub.add_parser("ui", help="start the MLflow UI on the local store")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)

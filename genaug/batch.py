@@ -1,0 +1,125 @@
+"""Incoming-folder scoring: every new file is validated, scored and moved; bad files quarantined.
+
+For each Parquet/CSV file in ``incoming`` (oldest first):
+
+1. skip it if it changed in the last ``min_age`` seconds (it may still be being written);
+2. claim its content hash in the :class:`~genaug.ledger.Ledger`; a content already processed is
+   not scored again (the file is moved to ``processed`` as a duplicate);
+3. read and validate it against the model's schema and score it; write
+   ``out/<stem>.scores.parquet`` (a row key, ``score``, ``is_anomaly``, ``contrib_<column>``)
+   atomically, then move the input to ``processed``;
+4. on bad input (:class:`~genaug.errors.GenaugInputError`) move it to ``quarantine`` with
+   ``<name>.reason.json`` beside it (``file``, ``column``, ``expected``, ``found``, ``error``), and
+   go on with the rest of the batch. Any other error leaves the file in ``incoming`` and releases
+   its claim, so the next run retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .detector import AnomalyDetector
+from .errors import GenaugInputError
+from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, read_table, write_json_atomic, write_parquet_atomic
+from .ledger import DONE, QUARANTINED, Ledger, file_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    """What one batch run did, file by file."""
+
+    scored: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    rows_scored: int = 0
+    rows_flagged: int = 0
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (f"scored {len(self.scored)} file(s) ({self.rows_scored} rows, "
+                f"{self.rows_flagged} flagged), quarantined {len(self.quarantined)}, "
+                f"duplicates {len(self.duplicates)}, skipped {len(self.skipped)} "
+                f"(still changing), failed {len(self.failed)} (left for retry)")
+
+
+def list_incoming(incoming: str | os.PathLike) -> list[Path]:
+    """Data files in ``incoming`` by modification time; hidden and temp files are ignored."""
+    suffixes = PARQUET_SUFFIXES | CSV_SUFFIXES
+    files = [p for p in Path(incoming).iterdir()
+             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes]
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def _move(src: Path, folder: Path, digest: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / src.name
+    if dst.exists():  # another file of that name was handled before: keep both
+        dst = folder / f"{src.stem}.{digest[:12]}{src.suffix}"
+    os.replace(src, dst)
+    return dst
+
+
+def score_incoming(
+    incoming: str | os.PathLike,
+    detector: AnomalyDetector,
+    *,
+    out: str | os.PathLike,
+    processed: str | os.PathLike,
+    quarantine: str | os.PathLike,
+    ledger: Ledger,
+    min_age: float = 2.0,
+    on_scored: Callable[[Path, Any], None] | None = None,
+) -> BatchResult:
+    """Process every file now in ``incoming`` (see the module docstring)."""
+    res = BatchResult()
+    out, processed, quarantine = Path(out), Path(processed), Path(quarantine)
+    for path in list_incoming(incoming):
+        try:
+            if time.time() - path.stat().st_mtime < min_age:
+                res.skipped.append(path.name)
+                continue
+            digest = file_digest(path)
+            status = ledger.status(digest)
+            if status in (DONE, QUARANTINED):
+                _move(path, processed if status == DONE else quarantine, digest)
+                res.duplicates.append(path.name)
+                continue
+        except FileNotFoundError:  # moved away by a concurrent run meanwhile
+            continue
+        if not ledger.claim(digest, path.name):
+            continue  # another run is on it
+        try:
+            df = read_table(path)
+            scores = detector.score_frame(df, file=str(path))
+            scores.insert(0, "row", range(len(df)))
+            target = out / f"{path.stem}.scores.parquet"
+            write_parquet_atomic(scores, target)
+            _move(path, processed, digest)
+            ledger.finish(digest, DONE, str(target))
+            res.scored.append(path.name)
+            res.rows_scored += len(scores)
+            res.rows_flagged += int(scores["is_anomaly"].sum())
+            if on_scored is not None:
+                on_scored(target, scores)
+        except GenaugInputError as e:
+            err = e.with_file(str(path))
+            moved = _move(path, quarantine, digest)
+            write_json_atomic(err.to_dict(), moved.with_name(moved.name + ".reason.json"))
+            ledger.finish(digest, QUARANTINED, str(err))
+            res.quarantined.append(path.name)
+            log.warning("quarantined %s: %s", path.name, err)
+        except Exception:
+            ledger.release(digest)
+            res.failed.append(path.name)
+            log.exception("could not process %s; left in place for the next run", path.name)
+    return res

@@ -1,0 +1,83 @@
+"""A SQLite ledger of incoming files, keyed by content hash, so batch jobs process each once.
+
+A run *claims* a file before touching it (an ``INSERT`` that only one process can win), and
+marks it ``done`` or ``quarantined`` afterwards. A claim older than ``stale_after`` seconds is
+taken to belong to a crashed run and may be claimed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+DONE = "done"
+QUARANTINED = "quarantined"
+CLAIMED = "claimed"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Ledger:
+    """Which file contents were processed, by whom, with what outcome."""
+
+    def __init__(self, path: str | os.PathLike, stale_after: float = 3600.0) -> None:
+        self.path = Path(path)
+        self.stale_after = stale_after
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (digest TEXT PRIMARY KEY, name TEXT, "
+                "status TEXT, claimed_at REAL, finished_at REAL, detail TEXT)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def status(self, digest: str) -> str | None:
+        """The recorded status of ``digest``, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT status FROM files WHERE digest=?", (digest,)).fetchone()
+        return None if row is None else row[0]
+
+    def claim(self, digest: str, name: str) -> bool:
+        """Claim ``digest`` for this run; False if it is done, quarantined or claimed live."""
+        now = time.time()
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time: the check and insert are atomic
+            row = db.execute("SELECT status, claimed_at FROM files WHERE digest=?",
+                             (digest,)).fetchone()
+            if row is not None and (row[0] != CLAIMED or now - row[1] < self.stale_after):
+                db.execute("ROLLBACK")
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, NULL)",
+                (digest, name, CLAIMED, now),
+            )
+            db.execute("COMMIT")
+            return True
+        finally:
+            db.close()
+
+    def finish(self, digest: str, status: str, detail: str = "") -> None:
+        """Record the outcome of a claimed file."""
+        with self._connect() as db:
+            db.execute("UPDATE files SET status=?, finished_at=?, detail=? WHERE digest=?",
+                       (status, time.time(), detail, digest))
+
+    def release(self, digest: str) -> None:
+        """Drop a claim (the file failed for a reason that may pass: it will be retried)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM files WHERE digest=? AND status=?", (digest, CLAIMED))
