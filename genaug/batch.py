@@ -103,14 +103,14 @@ def score_incoming(
             scores = detector.score_frame(df, file=str(path))
             scores.insert(0, "row", range(len(df)))
             target = out / f"{path.stem}.scores.parquet"
+            if target.exists():  # another input with that stem was scored before: keep both
+                target = out / f"{path.stem}.{digest[:12]}.scores.parquet"
             write_parquet_atomic(scores, target)
             _move(path, processed, digest)
             ledger.finish(digest, DONE, str(target))
             res.scored.append(path.name)
             res.rows_scored += len(scores)
             res.rows_flagged += int(scores["is_anomaly"].sum())
-            if on_scored is not None:
-                on_scored(target, scores)
         except GenaugInputError as e:
             err = e.with_file(str(path))
             moved = _move(path, quarantine, digest)
@@ -122,4 +122,10 @@ def score_incoming(
             ledger.release(digest)
             res.failed.append(path.name)
             log.exception("could not process %s; left in place for the next run", path.name)
+            continue
+        if on_scored is not None and path.name in res.scored:
+            try:
+                on_scored(target, scores)
+            except Exception:  # the file is scored and recorded; only the report failed
+                log.exception("reporting the scores of %s failed", path.name)
     return res

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .forest import ArrayForest
@@ -64,8 +64,11 @@ class _Calibrator:
         return np.where(s < q[0], (s - q[0]) / lo_scale, out)
 
 
-class AnomalyDetector(OutlierMixin, BaseEstimator):
+class AnomalyDetector(BaseEstimator):
     """VAE anomaly detector for tables with numeric, categorical and missing values.
+
+    Follows PyOD's convention: ``decision_function`` is higher for more anomalous rows and
+    ``predict`` returns 1 for anomalies, 0 otherwise (not scikit-learn's +1/-1).
 
     Parameters
     ----------
@@ -88,6 +91,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     constant_columns : ``"drop"`` (warn and exclude) or ``"error"``.
     handle_unknown : unseen categories at scoring: ``"error"`` or ``"keep"`` (scored as rare).
     target : a column to leave out of the features (e.g. a label), if present.
+    exclude_columns : more columns to leave out (they are allowed, and ignored, at scoring).
     device : ``"auto"``, ``"cpu"``, ``"cuda"``...
     n_threads : torch CPU threads while fitting and scoring (restored afterwards); these small
         MLPs run fastest on one thread. ``None`` leaves torch's setting alone.
@@ -119,6 +123,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         constant_columns: Literal["drop", "error"] = "drop",
         handle_unknown: Literal["error", "keep"] = "error",
         target: str | None = None,
+        exclude_columns: tuple[str, ...] = (),
         device: str = "auto",
         n_threads: int | None = 1,
         random_state: int | None = None,
@@ -145,6 +150,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.constant_columns = constant_columns
         self.handle_unknown = handle_unknown
         self.target = target
+        self.exclude_columns = exclude_columns
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -152,14 +158,21 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------- fit
     def _check_params(self) -> None:
-        if self.combine not in ("iforest", "none"):
-            raise ValueError(f"combine must be 'iforest' or 'none', got {self.combine!r}")
+        choices = {"combine": ("iforest", "none"), "numeric": ("standard", "quantile"),
+                   "constant_columns": ("drop", "error"), "handle_unknown": ("error", "keep")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 < self.contamination < 0.5:
             raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError("validation_fraction must be in [0, 0.9)")
-        if self.n_members < 1:
-            raise ValueError("n_members must be at least 1")
+        if not 0.0 <= self.trim < 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), got {self.trim}")
+        if self.n_members < 1 or self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("n_members, max_steps and batch_size must be at least 1")
+        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
+            raise ValueError("random_state must be an int or None")
 
     def fit(self, X: Any, y: Any = None, *, file: str | None = None) -> AnomalyDetector:
         """Learn the schema, encoder, VAEs, (forest) and threshold from ``X``; ``y`` is ignored."""
@@ -172,7 +185,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         schema = infer_schema(
             df, target=self.target if self.target in df.columns else None, file=file,
             int_max_levels=self.int_max_levels, constant=self.constant_columns,
-            all_numeric=not isinstance(X, pd.DataFrame),
+            all_numeric=not isinstance(X, pd.DataFrame), exclude=tuple(self.exclude_columns),
         )
         clean = schema.validate(df, file=file)
         seed = np.random.SeedSequence(self.random_state)
@@ -184,11 +197,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         val_idx, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
         self.schema_ = schema
-        self.input_columns_ = list(map(str, df.columns))
-        self.feature_names_in_ = np.asarray(schema.feature_names, dtype=object)
-        self.n_features_in_ = len(schema.feature_names)
+        self._set_input_attrs(list(map(str, df.columns)), isinstance(X, pd.DataFrame))
+        # all rows: a column whose few values all fell into the validation split must still
+        # get normalisation constants (no labels are involved)
         self.encoder_ = TabularEncoder(numeric=self.numeric, max_levels=self.max_levels).fit(
-            clean.iloc[fit_idx], schema
+            clean, schema
         )
         self.device_ = resolve_device(self.device)
         enc = self.encoder_.transform(clean)
@@ -243,6 +256,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.labels_ = (scores > self.threshold_).astype(int)
         return self
 
+    def _set_input_attrs(self, columns: list[str], named: bool) -> None:
+        self.input_columns_ = columns
+        self.n_features_in_ = len(columns)
+        if named:
+            self.feature_names_in_ = np.asarray(columns, dtype=object)
+        self.model_feature_names_ = list(self.schema_.feature_names)
+
     def _build_model(self) -> EnsembleVAE:
         dm = self.dims_
         return EnsembleVAE(
@@ -251,10 +271,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------------------- scoring
-    def _table(self, X: Any, file: str | None) -> TensorTable:
+    def _table(self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()) -> TensorTable:
         check_is_fitted(self, "model_")
         df = as_frame(X, columns=None if isinstance(X, pd.DataFrame) else self.input_columns_)
-        clean = self.schema_.validate(df, file=file, handle_unknown=self.handle_unknown)
+        clean = self.schema_.validate(df, file=file, handle_unknown=self.handle_unknown,
+                                      allow_extra=allow_extra)
         return TensorTable.from_encoded(self.encoder_.transform(clean), self.device_)
 
     def _vae_parts(self, table: TensorTable) -> tuple[np.ndarray, np.ndarray]:
@@ -303,9 +324,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             out[LATENT_COLUMN] = kl
         return out
 
-    def score_frame(self, X: Any, *, file: str | None = None) -> pd.DataFrame:
-        """``score``, ``is_anomaly`` and per-column contributions, in one frame."""
-        table = self._table(X, file)
+    def score_frame(
+        self, X: Any, *, file: str | None = None, allow_extra: tuple[str, ...] = ()
+    ) -> pd.DataFrame:
+        """``score``, ``is_anomaly`` and per-column contributions, in one frame.
+
+        ``allow_extra`` names columns that may be present and are ignored (e.g. a row key).
+        """
+        table = self._table(X, file, tuple(allow_extra))
         nll, kl = self._vae_parts(table)
         vae = nll.sum(1) + kl
         score = vae if self.forest_ is None else self._combine(
@@ -347,6 +373,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             "format_version": FORMAT_VERSION,
             "params": self.get_params(),
             "input_columns": self.input_columns_,
+            "named_input": hasattr(self, "feature_names_in_"),
             "encoder": self.encoder_.get_state(),
             "dims": self.dims_,
             "n_steps": self.n_steps_,
@@ -369,9 +396,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self = cls(**params)
         self.encoder_ = TabularEncoder.from_state(cfg["encoder"])
         self.schema_: Schema = self.encoder_.schema_
-        self.input_columns_ = cfg["input_columns"]
-        self.feature_names_in_ = np.asarray(self.schema_.feature_names, dtype=object)
-        self.n_features_in_ = len(self.schema_.feature_names)
+        self._set_input_attrs(cfg["input_columns"], cfg.get("named_input", True))
         self.dims_ = cfg["dims"]
         self.n_steps_ = cfg["n_steps"]
         self.device_ = resolve_device(device)

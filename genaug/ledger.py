@@ -7,6 +7,7 @@ taken to belong to a crashed run and may be claimed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -40,10 +41,13 @@ class Ledger:
                 "status TEXT, claimed_at REAL, finished_at REAL, detail TEXT)"
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    def _raw(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         return db
+
+    def _connect(self) -> contextlib.closing[sqlite3.Connection]:
+        return contextlib.closing(self._raw())
 
     def status(self, digest: str) -> str | None:
         """The recorded status of ``digest``, or None."""
@@ -54,7 +58,7 @@ class Ledger:
     def claim(self, digest: str, name: str) -> bool:
         """Claim ``digest`` for this run; False if it is done, quarantined or claimed live."""
         now = time.time()
-        db = self._connect()
+        db = self._raw()
         try:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time: the check and insert are atomic
             row = db.execute("SELECT status, claimed_at FROM files WHERE digest=?",

@@ -51,6 +51,10 @@ def write_model_folder(
 ) -> Path:
     """Write config and tensors into ``folder`` atomically (a temp folder, then a rename)."""
     folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not (folder / CONFIG).is_file():
+        raise FileExistsError(
+            f"{folder} exists and is not a genaug model folder; refusing to replace it"
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -58,6 +62,9 @@ def write_model_folder(
         torch.save(cpu, tmp / WEIGHTS)
         config = dict(config, weights_sha256=_sha256(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(_jsonable(config), indent=1, sort_keys=True))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: give the folder normal modes
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)

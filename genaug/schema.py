@@ -145,7 +145,9 @@ def _check_frame(df: pd.DataFrame, file: str | None) -> None:
 def as_frame(X: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Turn a DataFrame or a 2-D array into a DataFrame (array columns named ``x0..``)."""
     if isinstance(X, pd.DataFrame):
-        return X
+        if all(isinstance(c, str) for c in X.columns):
+            return X
+        return X.rename(columns=str)  # the schema stores names as text
     arr = np.asarray(X)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
@@ -174,6 +176,7 @@ def infer_schema(
     constant: Literal["drop", "error"] = "drop",
     id_min_rows: int = 50,
     all_numeric: bool = False,
+    exclude: Sequence[str] = (),
 ) -> Schema:
     """Infer a :class:`Schema` from a training frame (rules in the module docstring)."""
     _check_frame(df, file)
@@ -188,8 +191,15 @@ def infer_schema(
     columns: list[ColumnSpec] = []
     dropped: dict[str, str] = {}
     n = len(df)
+    for name in exclude:
+        if name not in df.columns:
+            raise MissingColumnError(
+                "column to exclude is absent", file=file, column=str(name),
+                expected=f"a column named {name!r}", found=f"columns {list(map(str, df.columns))}",
+            )
+        dropped[str(name)] = "excluded by the caller"
     for name in df.columns:
-        if name == target:
+        if name == target or str(name) in dropped:
             continue
         s = df[name]
         col = str(name)
@@ -224,7 +234,7 @@ def infer_schema(
                     found=f"{int(np.isinf(vals).sum())} infinite value(s)",
                 )
         nunique = s.nunique(dropna=True)
-        id_like = (
+        id_like = not all_numeric and (
             (pd.api.types.is_integer_dtype(s) or (kind == CATEGORICAL and not
              pd.api.types.is_bool_dtype(s)))
             and n >= id_min_rows
@@ -285,10 +295,12 @@ def _clean_column(
         if spec.kind == DATETIME:
             try:
                 ts = pd.to_datetime(s, errors="raise")
+                if getattr(ts.dt, "tz", None) is not None:  # time-zone aware: count in UTC
+                    ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+                vals = ((ts - _EPOCH) / _DAY).to_numpy(dtype=float, na_value=np.nan)
             except (ValueError, TypeError) as e:
                 raise DtypeError("values are not dates", file=file, column=spec.name,
                                  expected="datetime", found=str(e)[:80]) from None
-            vals = ((ts - _EPOCH) / _DAY).to_numpy(dtype=float, na_value=np.nan)
         elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
         elif pd.api.types.is_bool_dtype(s):

@@ -151,7 +151,7 @@ def _requirements() -> list[str]:
     import torch
 
     return [f"torch=={torch.__version__.split('+')[0]}", f"scikit-learn=={sklearn.__version__}",
-            f"pandas=={pd.__version__}", f"numpy=={np.__version__}", "genaug"]
+            f"pandas=={pd.__version__}", f"numpy=={np.__version__}", "pyarrow"]
 
 
 # ---------------------------------------------------------------------------------- plots
@@ -234,8 +234,9 @@ def log_detector_training(
     """Log a fitted detector: params, per-epoch losses, dataset, plots, model; register it.
 
     The ``champion`` alias moves to the new version only if every logged loss is finite and,
-    when ``labels`` (1 = anomaly, aligned with ``X``) are given, the ROC-AUC of the
-    training-data scores is at least ``min_val_auc``.
+    when ``labels`` (1 = anomaly, aligned with ``X``) are given, the ROC-AUC on the detector's
+    held-out validation rows is at least ``min_val_auc`` (it fails when those rows hold only
+    one class).
     """
     uri = tracking_uri()
     c = MlflowClient(tracking_uri=uri)
@@ -246,7 +247,7 @@ def log_detector_training(
     try:
         params = {k: v for k, v in detector.get_params().items()}
         params.update({
-            "n_rows": len(X), "n_features": detector.n_features_in_,
+            "n_rows": len(X), "n_features": len(detector.model_feature_names_),
             "n_encoded": detector.dims_["n_features"], "hidden_resolved": detector.dims_["hidden"],
             "latent_resolved": detector.dims_["latent"], "n_steps": detector.n_steps_,
             "dropped_columns": ",".join(f"{k} ({v})" for k, v in detector.schema_.dropped.items())
@@ -272,16 +273,16 @@ def log_detector_training(
 
             y = np.asarray(labels).astype(int)
             val = detector.validation_index_
-            y_val, s_val = y[val], detector.decision_scores_[val]
-            if len(np.unique(y_val)) < 2:  # too few labelled rows held out: use all rows
-                y_val, s_val = y, detector.decision_scores_
-            if len(np.unique(y_val)) == 2:
-                auc = float(roc_auc_score(y_val, s_val))
+            if len(np.unique(y[val])) == 2:
+                auc = float(roc_auc_score(y[val], detector.decision_scores_[val]))
                 summary["val_roc_auc"] = auc
                 if auc < min_val_auc:
-                    gate = f"failed: ROC-AUC {auc:.3f} below floor {min_val_auc}"
+                    gate = f"failed: validation ROC-AUC {auc:.3f} below floor {min_val_auc}"
                 elif finite:
-                    gate = f"passed: finite losses, ROC-AUC {auc:.3f} >= {min_val_auc}"
+                    gate = f"passed: finite losses, validation ROC-AUC {auc:.3f} >= {min_val_auc}"
+            else:
+                gate = ("failed: labels given but the held-out validation rows hold one class, "
+                        "so the ROC-AUC floor cannot be checked")
         metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
         for i in range(0, len(metrics), 900):
             c.log_batch(run_id, metrics=metrics[i:i + 900])
@@ -305,6 +306,7 @@ def log_detector_training(
                     name="detector", python_model=str(code),
                     artifacts={"detector": str(folder)}, signature=signature,
                     pip_requirements=_requirements(), input_example=sample.head(3),
+                    code_paths=[str(Path(__file__).parent)],  # self-contained: ships genaug
                 )
         version = None
         promoted = False

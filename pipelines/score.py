@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from genaug import read_table
+from genaug.errors import MissingColumnError
 from genaug.io import write_parquet_atomic
 from pipelines._retry import retry_unless_bad_input
 
@@ -26,7 +27,12 @@ def score_file(data: str, model: str, out: str, key_column: str | None) -> dict[
     logger = get_run_logger()
     det, desc = tracking.load_detector(model)
     df = read_table(data)
-    scores = det.score_frame(df, file=data)
+    if key_column and key_column not in df.columns:
+        raise MissingColumnError("key column absent", file=data, column=key_column,
+                                 expected=f"a column named {key_column!r}",
+                                 found=f"columns {list(df.columns)}")
+    extra = (key_column,) if key_column else ()
+    scores = det.score_frame(df, file=data, allow_extra=extra)
     key = df[key_column].to_numpy() if key_column else range(len(df))
     scores.insert(0, key_column or "row", key)
     write_parquet_atomic(scores, out)

@@ -11,14 +11,33 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from genaug import AnomalyDetector, read_table
+from genaug.errors import DtypeError, MissingColumnError
 from pipelines._retry import retry_unless_bad_input
 
 
+def check_labels(df: Any, column: str, file: str) -> Any:
+    """The 0/1 anomaly labels in ``column``, or a named error."""
+    if column not in df.columns:
+        raise MissingColumnError("label column absent", file=file, column=column,
+                                 expected=f"a column named {column!r}",
+                                 found=f"columns {list(df.columns)}")
+    values = df[column]
+    if values.isna().any() or not set(values.unique()) <= {0, 1}:
+        raise DtypeError("labels must be 0 (normal) or 1 (anomaly)", file=file, column=column,
+                         expected="0/1 without missing values",
+                         found=f"values {sorted(map(str, values.unique()))[:5]}")
+    return values.astype(int).to_numpy()
+
+
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
-def fit_detector(data: str, params: dict[str, Any], model_dir: str) -> dict[str, Any]:
+def fit_detector(
+    data: str, params: dict[str, Any], model_dir: str, label_column: str | None = None
+) -> dict[str, Any]:
     """Read and validate ``data``, fit a detector, save it to ``model_dir``."""
     logger = get_run_logger()
     df = read_table(data)
+    if label_column:
+        check_labels(df, label_column, data)
     t0 = time.perf_counter()
     det = AnomalyDetector(**params).fit(df, file=data)
     seconds = time.perf_counter() - t0
@@ -40,7 +59,7 @@ def log_and_register(
     det = AnomalyDetector.load(model_dir)
     labels = None
     if label_column:
-        labels = df[label_column].astype(int).to_numpy()
+        labels = check_labels(df, label_column, data)
     rec = tracking.log_detector_training(
         det, df, dataset_name=Path(data).stem, source=str(Path(data).resolve()),
         register_as=model_name, labels=labels, min_val_auc=min_val_auc, fit_seconds=fit_seconds,
@@ -65,9 +84,9 @@ def train_detector(
     """
     p = {"random_state": random_state, "target": target, "verbose": True, **(params or {})}
     if label_column:
-        p["target"] = label_column
+        p["exclude_columns"] = (label_column,)
     with tempfile.TemporaryDirectory(prefix="genaug-model-") as tmp:
-        fitted = fit_detector(data, p, str(Path(tmp) / "detector"))
+        fitted = fit_detector(data, p, str(Path(tmp) / "detector"), label_column)
         rec = log_and_register(data, fitted["model_dir"], fitted["fit_seconds"], model_name,
                                label_column, min_val_auc)
     create_markdown_artifact(

@@ -167,3 +167,35 @@ def test_invalid_params_raise_at_fit(mixed):
         AnomalyDetector(contamination=0.7).fit(mixed)
     with pytest.raises(ValueError, match="combine"):
         AnomalyDetector(combine="magic").fit(mixed)
+
+
+def test_integer_arrays_and_non_string_column_names():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 1_000_000, size=(120, 3))  # distinct per row, but an array: numeric
+    det = AnomalyDetector(random_state=0, max_steps=20, n_members=1).fit(X)
+    assert det.schema_.dropped == {} and det.n_features_in_ == 3
+    df = pd.DataFrame(rng.normal(size=(100, 2)))  # columns 0 and 1
+    scores = AnomalyDetector(random_state=0, max_steps=20, n_members=1).fit(df)
+    assert np.isfinite(scores.decision_function(df)).all()
+
+
+def test_timezone_aware_datetimes_and_excluded_columns(mixed):
+    df = mixed.assign(
+        when=pd.date_range("2024-01-01", periods=len(mixed), freq="h", tz="Europe/Paris"),
+        label=0, key=np.arange(len(mixed)) % 7,
+    )
+    det = AnomalyDetector(random_state=0, max_steps=20, n_members=1, target="label",
+                          exclude_columns=("key",)).fit(df)
+    assert "when" in det.model_feature_names_ and "key" in det.schema_.dropped
+    assert np.isfinite(det.decision_function(df)).all()
+    assert np.isfinite(det.decision_function(df.drop(columns=["label", "key"]))).all()
+
+
+def test_save_refuses_to_replace_a_foreign_folder(fitted, tmp_path):
+    det, _ = fitted
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        det.save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    det.save(tmp_path / "m")
+    det.save(tmp_path / "m")  # replacing a model folder is fine
