@@ -5,7 +5,8 @@ For each Parquet/CSV file in ``incoming`` (oldest first):
 1. skip it if it changed in the last ``min_age`` seconds (it may still be being written);
 2. claim its content hash in the :class:`~genaug.ledger.Ledger`; a content already processed is
    not scored again (the file is moved to ``processed`` as a duplicate);
-3. read and validate it against the model's schema and score it; write
+3. read and validate it against the model's schema and score it, Parquet in batches
+   (:func:`~genaug.scoring.score_file`: memory stays bounded); write
    ``out/<stem>.scores.parquet`` (a row key, ``score``, ``is_anomaly``, ``contrib_<column>``)
    atomically, then move the input to ``processed``;
 4. on bad input (:class:`~genaug.errors.GenaugInputError`) move it to ``quarantine`` with
@@ -26,8 +27,9 @@ from typing import Any
 
 from .detector import AnomalyDetector
 from .errors import GenaugInputError
-from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, read_table, write_json_atomic, write_parquet_atomic
+from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, write_json_atomic
 from .ledger import DONE, QUARANTINED, Ledger, file_digest
+from .scoring import score_file
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def score_incoming(
     quarantine: str | os.PathLike,
     ledger: Ledger,
     min_age: float = 2.0,
+    batch_rows: int = 65536,
     on_scored: Callable[[Path, Any], None] | None = None,
 ) -> BatchResult:
     """Process every file now in ``incoming`` (see the module docstring)."""
@@ -99,18 +102,15 @@ def score_incoming(
         if not ledger.claim(digest, path.name):
             continue  # another run is on it
         try:
-            df = read_table(path)
-            scores = detector.score_frame(df, file=str(path))
-            scores.insert(0, "row", range(len(df)))
             target = out / f"{path.stem}.scores.parquet"
             if target.exists():  # another input with that stem was scored before: keep both
                 target = out / f"{path.stem}.{digest[:12]}.scores.parquet"
-            write_parquet_atomic(scores, target)
+            scored = score_file(path, detector, target, batch_rows=batch_rows)
             _move(path, processed, digest)
             ledger.finish(digest, DONE, str(target))
             res.scored.append(path.name)
-            res.rows_scored += len(scores)
-            res.rows_flagged += int(scores["is_anomaly"].sum())
+            res.rows_scored += scored.n_rows
+            res.rows_flagged += scored.n_flagged
         except GenaugInputError as e:
             err = e.with_file(str(path))
             moved = _move(path, quarantine, digest)
@@ -125,7 +125,7 @@ def score_incoming(
             continue
         if on_scored is not None and path.name in res.scored:
             try:
-                on_scored(target, scores)
+                on_scored(target, scored.sample)
             except Exception:  # the file is scored and recorded; only the report failed
                 log.exception("reporting the scores of %s failed", path.name)
     return res

@@ -16,7 +16,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .errors import CorruptFileError, CSVFormatError, EmptyInputError, UnsupportedFormatError
+from .errors import (
+    CorruptFileError,
+    CSVFormatError,
+    DuplicateColumnError,
+    EmptyInputError,
+    UnsupportedFormatError,
+)
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -49,12 +55,51 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     names = table.column_names
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        from .errors import DuplicateColumnError
-
         raise DuplicateColumnError("duplicated column name", file=file, column=dup[0],
                                    expected="unique column names",
                                    found=f"{dup[0]!r} {names.count(dup[0])} times")
     return table.to_pandas()
+
+
+def iter_parquet_batches(
+    path: str | os.PathLike, batch_rows: int = 65536
+) -> Iterator[pd.DataFrame]:
+    """Read a Parquet file in batches of ``batch_rows`` rows, with ``read_table``'s checks.
+
+    Memory stays bounded by the batch (and row-group) size, whatever the file size.
+    """
+    path = Path(path)
+    file = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {file!r} does not exist")
+    if path.stat().st_size == 0:
+        raise EmptyInputError("the file is empty", file=file, expected="a table", found="0 bytes")
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise CorruptFileError("not a readable Parquet file", file=file, expected="a Parquet file",
+                               found=str(e).splitlines()[0][:200]) from None
+    names = pf.schema_arrow.names
+    if not names:
+        raise EmptyInputError("no columns", file=file, expected="at least 1 column", found="0")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DuplicateColumnError("duplicated column name", file=file, column=dup[0],
+                                   expected="unique column names",
+                                   found=f"{dup[0]!r} {names.count(dup[0])} times")
+    if pf.metadata.num_rows == 0:
+        raise EmptyInputError("no rows", file=file, expected="at least 1 row", found="0 rows")
+    batches = pf.iter_batches(batch_size=batch_rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as e:
+            raise CorruptFileError("Parquet data could not be decoded", file=file,
+                                   expected="a Parquet file",
+                                   found=str(e).splitlines()[0][:200]) from None
+        yield batch.to_pandas()
 
 
 def _read_parquet(path: Path) -> pa.Table:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from genaug import read_table
-from genaug.errors import MissingColumnError
-from genaug.io import write_parquet_atomic
+from genaug.scoring import score_file as score_table_file
 from pipelines._retry import retry_unless_bad_input
 
 
@@ -26,19 +26,14 @@ def score_file(data: str, model: str, out: str, key_column: str | None) -> dict[
 
     logger = get_run_logger()
     det, desc = tracking.load_detector(model)
-    df = read_table(data)
-    if key_column and key_column not in df.columns:
-        raise MissingColumnError("key column absent", file=data, column=key_column,
-                                 expected=f"a column named {key_column!r}",
-                                 found=f"columns {list(df.columns)}")
-    extra = (key_column,) if key_column else ()
-    scores = det.score_frame(df, file=data, allow_extra=extra)
-    key = df[key_column].to_numpy() if key_column else range(len(df))
-    scores.insert(0, key_column or "row", key)
-    write_parquet_atomic(scores, out)
-    logger.info("scored %d rows of %s with %s: %d flagged", len(df), data, desc,
-                int(scores["is_anomaly"].sum()))
-    return {"output": out, "model": desc, "threshold": det.threshold_}
+    scored = score_table_file(data, det, out, key_column=key_column)
+    logger.info("scored %d rows of %s with %s: %d flagged", scored.n_rows, data, desc,
+                scored.n_flagged)
+    fd, sample = tempfile.mkstemp(prefix="genaug-scores-sample-", suffix=".parquet")
+    os.close(fd)
+    scored.sample.to_parquet(sample)  # a bounded sample for the MLflow report
+    return {"output": out, "model": desc, "threshold": det.threshold_, "sample": str(sample),
+            "n_rows": scored.n_rows, "n_flagged": scored.n_flagged}
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
@@ -48,13 +43,16 @@ def log_scores(data: str, scored: dict[str, Any]) -> dict[str, Any]:
 
     from genaug import tracking
 
-    scores = pd.read_parquet(scored["output"])
+    sample = pd.read_parquet(scored["sample"])
     run_id, url = tracking.log_scoring_run(
-        scores, model_desc=scored["model"], input_file=data, output_file=scored["output"],
+        sample, model_desc=scored["model"], input_file=data, output_file=scored["output"],
         threshold=scored["threshold"],
+        extra_metrics={"n_rows": scored["n_rows"], "n_flagged": scored["n_flagged"],
+                       "flag_rate": scored["n_flagged"] / max(scored["n_rows"], 1)},
     )
-    return {"run_id": run_id, "url": url, "n_rows": len(scores),
-            "n_flagged": int(scores["is_anomaly"].sum())}
+    Path(scored["sample"]).unlink(missing_ok=True)
+    return {"run_id": run_id, "url": url, "n_rows": scored["n_rows"],
+            "n_flagged": scored["n_flagged"]}
 
 
 @flow(name="score", log_prints=True)

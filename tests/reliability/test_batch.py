@@ -164,3 +164,33 @@ def test_batch_command_through_the_flow(prefect_api, mlflow_store, detector):
     assert reason["error"] == "MissingColumnError"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(argv) == 0  # nothing new: a clean run
+
+
+def test_streamed_scoring_equals_whole_file_scoring(tmp_path, detector):
+    from genaug.scoring import score_file
+
+    df = mixed_frame(n=1000, seed=16).drop(columns="is_anomaly")
+    df.to_parquet(tmp_path / "big.parquet", row_group_size=100)
+    res = score_file(tmp_path / "big.parquet", detector, tmp_path / "s.parquet", batch_rows=128,
+                     sample_rows=300)
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    assert res.n_rows == 1000 and len(res.sample) == 300
+    assert out["row"].tolist() == list(range(1000))
+    np.testing.assert_allclose(out["score"], detector.decision_function(df), rtol=1e-6)
+
+
+def test_bad_batch_late_in_the_file_leaves_no_output(tmp_path, detector):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genaug.errors import NonFiniteError
+    from genaug.scoring import score_file
+
+    df = mixed_frame(n=600, seed=17).drop(columns="is_anomaly")
+    df.loc[550, "a"] = np.inf
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "x.parquet",
+                   row_group_size=100)
+    with pytest.raises(NonFiniteError, match="x.parquet"):
+        score_file(tmp_path / "x.parquet", detector, tmp_path / "out" / "x.scores.parquet",
+                   batch_rows=100)
+    assert list((tmp_path / "out").iterdir()) == []
