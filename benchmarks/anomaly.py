@@ -106,7 +106,10 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                     "n_train": len(Xtr), "d": X.shape[1],
                 })
                 print(f"{f.stem:16s} seed={seed} {name:14s} roc={rows[-1]['roc_auc']:.3f} "
-                      f"pr={rows[-1]['pr_auc']:.3f} fit={t1 - t0:.2f}s", flush=True)
+                      f"pr={rows[-1]['pr_auc']:.3f} fit={t1 - t0:.2f}s "
+                      f"score={t2 - t1:.3f}s", flush=True)
+                if args.partial:  # keep what is done if the run is stopped early
+                    pd.DataFrame(rows).to_csv(args.partial, index=False)
     res = pd.DataFrame(rows)
     if done is not None and len(done):
         keep = done[~done.set_index(["dataset", "seed", "method"]).index.isin(
@@ -171,8 +174,14 @@ def main() -> None:
     p.add_argument("--tag", default="", help="suffix for genaug's method name in the CSV")
     p.add_argument("--reuse", help="CSV of an earlier run: reuse its peer rows")
     p.add_argument("--out", default="benchmarks/results/anomaly.csv")
+    p.add_argument("--partial", help="CSV rewritten after every row (for long runs)")
+    p.add_argument("--report", nargs="*", help="only print the report of these CSVs, merged")
     args = p.parse_args()
     logging.disable(logging.WARNING)
+    if args.report:
+        res = pd.concat([pd.read_csv(f) for f in args.report], ignore_index=True)
+        print(report(res[res.method.isin([f"genaug{args.tag}", *PEERS])], f"genaug{args.tag}"))
+        return
     res = run(args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(args.out, index=False)
