@@ -31,12 +31,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a Parquet or CSV file into a DataFrame; raise a named error for bad files."""
-    path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file {file!r} does not exist")
-    if path.stat().st_size == 0:
-        raise EmptyInputError("the file is empty", file=file, expected="a table", found="0 bytes")
+    path, file = _check_file(path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         table = _read_parquet(path)
@@ -47,18 +42,31 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             "unsupported file type", file=file,
             expected=f"one of {sorted(PARQUET_SUFFIXES | CSV_SUFFIXES)}", found=suffix or "none",
         )
-    if table.num_columns == 0:
+    _check_shape(table.column_names, table.num_rows, file)
+    return table.to_pandas()
+
+
+def _check_file(path: str | os.PathLike) -> tuple[Path, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise EmptyInputError("the file is empty", file=str(path), expected="a table",
+                              found="0 bytes")
+    return path, str(path)
+
+
+def _check_shape(names: list[str], num_rows: int, file: str) -> None:
+    if not names:
         raise EmptyInputError("no columns", file=file, expected="at least 1 column", found="0")
-    if table.num_rows == 0:
-        raise EmptyInputError("no rows (header only?)", file=file,
-                              expected="at least 1 row", found="0 rows")
-    names = table.column_names
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise DuplicateColumnError("duplicated column name", file=file, column=dup[0],
                                    expected="unique column names",
                                    found=f"{dup[0]!r} {names.count(dup[0])} times")
-    return table.to_pandas()
+    if num_rows == 0:
+        raise EmptyInputError("no rows (header only?)", file=file,
+                              expected="at least 1 row", found="0 rows")
 
 
 def iter_parquet_batches(
@@ -68,27 +76,13 @@ def iter_parquet_batches(
 
     Memory stays bounded by the batch (and row-group) size, whatever the file size.
     """
-    path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file {file!r} does not exist")
-    if path.stat().st_size == 0:
-        raise EmptyInputError("the file is empty", file=file, expected="a table", found="0 bytes")
+    path, file = _check_file(path)
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
         raise CorruptFileError("not a readable Parquet file", file=file, expected="a Parquet file",
                                found=str(e).splitlines()[0][:200]) from None
-    names = pf.schema_arrow.names
-    if not names:
-        raise EmptyInputError("no columns", file=file, expected="at least 1 column", found="0")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DuplicateColumnError("duplicated column name", file=file, column=dup[0],
-                                   expected="unique column names",
-                                   found=f"{dup[0]!r} {names.count(dup[0])} times")
-    if pf.metadata.num_rows == 0:
-        raise EmptyInputError("no rows", file=file, expected="at least 1 row", found="0 rows")
+    _check_shape(pf.schema_arrow.names, pf.metadata.num_rows, file)
     batches = pf.iter_batches(batch_size=batch_rows)
     while True:
         try:
