@@ -174,13 +174,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to Parquet so readers see either nothing or the whole file."""
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return Path(path)
-
-
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
