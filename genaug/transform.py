@@ -170,15 +170,27 @@ class TabularEncoder:
         if self.numeric == "standard":
             return (x - st["mean"]) / st["scale"]
         values, lo, hi = (np.asarray(st[k]) for k in ("values", "p_lo", "p_hi"))
-        mid = (lo + hi) / 2
-        u = np.interp(x, values, mid)
+        xp, fp = self._knots(values, lo, hi)
+        u = np.interp(x, fp, xp)  # between values: the same knots as the inverse map
         idx = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
         tied = (values[idx] == x) & (hi[idx] > lo[idx])
-        if rng is not None and tied.any():
-            r = rng.random(int(tied.sum()))
-            u[tied] = lo[idx[tied]] + r * (hi[idx[tied]] - lo[idx[tied]])
+        if tied.any():  # a tied value: its group's mid-probability, or a random spot in it
+            t = idx[tied]
+            r = rng.random(len(t)) if rng is not None else 0.5
+            u[tied] = lo[t] + r * (hi[t] - lo[t])
         eps = self._eps(values)
         return ndtri(eps + (1 - 2 * eps) * np.clip(u, 0.0, 1.0))
+
+    @staticmethod
+    def _knots(
+        values: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Piecewise-linear CDF knots (probability, value): a tied value spans [lo, hi]."""
+        flat = hi > lo
+        p = np.concatenate([lo, hi[flat]])
+        v = np.concatenate([values, values[flat]])
+        order = np.argsort(p, kind="stable")
+        return p[order], v[order]
 
     @staticmethod
     def _eps(values: np.ndarray) -> float:
@@ -189,11 +201,7 @@ class TabularEncoder:
         if self.numeric == "standard":
             return z * st["scale"] + st["mean"]
         values, lo, hi = (np.asarray(st[k]) for k in ("values", "p_lo", "p_hi"))
-        flat = hi > lo
-        xp = np.sort(np.concatenate([lo, hi[flat]]))
-        fp = np.concatenate([values, values[flat]])[
-            np.argsort(np.concatenate([lo, hi[flat]]), kind="stable")
-        ]
+        xp, fp = self._knots(values, lo, hi)
         eps = self._eps(values)
         return np.interp((ndtr(z) - eps) / (1 - 2 * eps), xp, fp)
 
@@ -264,11 +272,7 @@ class TabularEncoder:
         if kind == DATETIME:
             ts = _EPOCH + pd.to_timedelta(vals, unit="D")
             return pd.Series(ts).where(~missing).astype(dtype)
-        if dtype.lower().startswith(("int", "uint")):
-            if missing.any():
-                return pd.array(np.where(missing, None, vals).tolist(), dtype="Int64")
-            return vals.astype(dtype.lower())
-        return np.where(missing, np.nan, vals).astype(dtype if "float" in dtype else float)
+        return _cast_numbers(vals, missing, dtype)
 
     # ----------------------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:
@@ -297,18 +301,41 @@ class TabularEncoder:
         return enc
 
 
+def _nullable(dtype: str) -> str:
+    """The pandas nullable dtype that holds ``dtype``'s values plus missing ones."""
+    d = dtype.lower()
+    if d.startswith("uint"):
+        return "UInt" + d[4:]
+    if d.startswith("int"):
+        return "Int" + d[3:]
+    if d.startswith("float"):
+        return "Float" + d[5:]
+    return "boolean" if d in ("bool", "boolean") else dtype
+
+
+def _cast_numbers(vals: np.ndarray, missing: np.ndarray, dtype: str) -> Any:
+    """Numbers back to ``dtype``: numpy dtypes stay numpy unless values are missing (then the
+    nullable pandas dtype, since numpy ints cannot hold NaN); nullable dtypes stay nullable."""
+    nullable = dtype[:1].isupper() or dtype == "boolean"
+    if dtype.lower().startswith(("int", "uint")):
+        vals = np.round(vals)
+    if nullable or (missing.any() and not dtype.lower().startswith("float")):
+        return pd.array([None if m else v for v, m in zip(vals.tolist(), missing)],
+                        dtype=_nullable(dtype))
+    if dtype.lower().startswith(("int", "uint", "float", "bool")):
+        return np.where(missing, np.nan, vals).astype(dtype)
+    return np.where(missing, np.nan, vals).astype(float)
+
+
 def _restore_levels(labels: np.ndarray, dtype: str) -> Any:
     """Cast string levels back to the column's training dtype."""
-    if dtype == "bool" or dtype == "boolean":
-        vals = [None if v is None else v == "True" for v in labels]
-        return pd.array(vals, dtype="boolean") if None in vals else np.array(vals, dtype=bool)
-    if dtype.lower().startswith(("int", "uint")):
-        vals = [None if v is None else int(v) for v in labels]
-        if None in vals:
-            return pd.array(vals, dtype="Int64")
-        return np.array(vals, dtype=dtype.lower())
-    if dtype.lower().startswith("float"):
-        return np.array([np.nan if v is None else float(v) for v in labels], dtype=float)
+    missing = np.array([v is None for v in labels], dtype=bool)
+    if dtype in ("bool", "boolean"):
+        vals = np.array([v == "True" for v in labels], dtype=float)
+        return _cast_numbers(vals, missing, dtype)
+    if dtype.lower().startswith(("int", "uint", "float")):
+        vals = np.array([np.nan if v is None else float(v) for v in labels], dtype=float)
+        return _cast_numbers(vals, missing, dtype)
     if dtype == "category":
         return pd.Categorical(labels)
     return pd.array(list(labels), dtype=dtype) if dtype in ("string", "str") else labels
