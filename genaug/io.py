@@ -109,8 +109,25 @@ def _read_parquet(path: Path) -> pa.Table:
         ) from None
 
 
+def _looks_binary(path: Path, n: int = 8192) -> bool:
+    """True when the file's first bytes are not text: NUL bytes or invalid UTF-8."""
+    with open(path, "rb") as fh:
+        head = fh.read(n)
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # a multi-byte character cut by the read limit is fine; anything else is not text
+        return len(head) < n or e.start < len(head) - 4
+    return False
+
+
 def _read_csv(path: Path) -> pa.Table:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    if _looks_binary(path):
+        raise CorruptFileError("binary data, not CSV text", file=str(path),
+                               expected="UTF-8 text", found="NUL bytes or invalid UTF-8")
     try:
         table = pacsv.read_csv(
             path,

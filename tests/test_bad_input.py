@@ -477,3 +477,18 @@ def test_with_file_names_the_file_once_known(tmp_path):
     assert_names(named, tmp_path / "late.csv", "color")
     assert named.to_dict()["file"] == str(tmp_path / "late.csv")
     assert named.with_file("other.csv") is named  # an error that names its file keeps it
+
+
+def test_binary_bytes_under_a_csv_name_are_corrupt(tmp_path):
+    import genaug
+    from genaug.errors import CorruptFileError
+
+    path = tmp_path / "noise.csv"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with pytest.raises(CorruptFileError) as info:
+        genaug.read_table(path)
+    assert info.value.file == str(path)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("name,x\nJos\xe9,1\n".encode("latin-1"))
+    with pytest.raises(CorruptFileError):
+        genaug.read_table(latin)
