@@ -290,6 +290,12 @@ class AnomalyDetector(BaseEstimator):
     def _combine(self, vae: np.ndarray, forest: np.ndarray) -> np.ndarray:
         return 0.5 * (self.calibrators_["vae"](vae) + self.calibrators_["iforest"](forest))
 
+    def _final_score(self, vae: np.ndarray, table: TensorTable) -> np.ndarray:
+        """The decision score from the VAE score (and the forest, when combined)."""
+        if self.forest_ is None:
+            return vae
+        return self._combine(vae, self.forest_.score(table.X.cpu().numpy()))
+
     def vae_score(self, X: Any, *, file: str | None = None) -> np.ndarray:
         """Negative ELBO per row at the posterior mean (averaged over members)."""
         return self._vae_score_table(self._table(X, file))
@@ -297,10 +303,7 @@ class AnomalyDetector(BaseEstimator):
     def decision_function(self, X: Any, *, file: str | None = None) -> np.ndarray:
         """Anomaly score per row; higher = more anomalous (see the module docstring)."""
         table = self._table(X, file)
-        vae = self._vae_score_table(table)
-        if self.forest_ is None:
-            return vae
-        return self._combine(vae, self.forest_.score(table.X.cpu().numpy()))
+        return self._final_score(self._vae_score_table(table), table)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: the opposite of :meth:`decision_function`."""
@@ -333,10 +336,7 @@ class AnomalyDetector(BaseEstimator):
         """
         table = self._table(X, file, tuple(allow_extra))
         nll, kl = self._vae_parts(table)
-        vae = nll.sum(1) + kl
-        score = vae if self.forest_ is None else self._combine(
-            vae, self.forest_.score(table.X.cpu().numpy())
-        )
+        score = self._final_score(nll.sum(1) + kl, table)
         index = X.index if isinstance(X, pd.DataFrame) else None
         out = pd.DataFrame({"score": score, "is_anomaly": (score > self.threshold_).astype(int)},
                            index=index)

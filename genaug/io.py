@@ -170,6 +170,13 @@ def _read_csv(path: Path) -> pa.Table:
     return table
 
 
+def default_mode(base: int) -> int:
+    """``base`` (0o666 for files, 0o777 for folders) less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -182,9 +189,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600: give the file normal modes
+        os.chmod(tmp_path, default_mode(0o666))  # mkstemp makes 0600: give normal modes
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

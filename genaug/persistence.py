@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .errors import ModelFormatError
+from .io import default_mode
 
 CONFIG = "config.json"
 WEIGHTS = "weights.pt"
@@ -62,9 +63,7 @@ def write_model_folder(
         torch.save(cpu, tmp / WEIGHTS)
         config = dict(config, weights_sha256=_sha256(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(_jsonable(config), indent=1, sort_keys=True))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: give the folder normal modes
+        os.chmod(tmp, default_mode(0o777))  # mkdtemp makes 0700: give normal modes
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
