@@ -4,9 +4,17 @@ Importing genaug starts no Prefect, no MLflow and no training; flows live in ``p
 every MLflow call in :mod:`genaug.tracking`.
 """
 
+from .augmenter import Augmenter
 from .detector import AnomalyDetector
 from .errors import GenaugError, GenaugInputError, ModelFormatError
 from .io import read_table
 
-__all__ = ["AnomalyDetector", "GenaugError", "GenaugInputError", "ModelFormatError", "read_table"]
+__all__ = [
+    "AnomalyDetector",
+    "Augmenter",
+    "GenaugError",
+    "GenaugInputError",
+    "ModelFormatError",
+    "read_table",
+]
 __version__ = "0.1.0"

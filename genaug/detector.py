@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .errors import ModelFormatError
 from .forest import ArrayForest
 from .likelihood import ColumnNLL
 from .nn.vae import EnsembleVAE
@@ -363,6 +364,11 @@ class AnomalyDetector(BaseEstimator):
     # ------------------------------------------------------------------------------- persistence
     def save(self, folder: str | Path) -> Path:
         """Write the fitted model to ``folder`` (JSON + tensors; no pickle)."""
+        return write_model_folder(folder, *self.to_state())
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The fitted model as a JSON-ready config and a flat dict of tensors (see :meth:`save`;
+        other models embed a detector this way)."""
         check_is_fitted(self, "model_")
         tensors = {f"vae.{k}": v for k, v in self.model_.state_dict().items()}
         if self.forest_ is not None:
@@ -386,12 +392,23 @@ class AnomalyDetector(BaseEstimator):
             "forest": None if self.forest_ is None else {
                 "denominator": self.forest_.denominator, "max_depth": self.forest_.max_depth},
         }
-        return write_model_folder(folder, config, tensors)
+        return config, tensors
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> AnomalyDetector:
         """Rebuild a detector saved by :meth:`save` (on any device)."""
-        cfg, tensors = read_model_folder(folder, FORMAT, {FORMAT_VERSION})
+        return cls.from_state(*read_model_folder(folder, FORMAT, {FORMAT_VERSION}), device=device)
+
+    @classmethod
+    def from_state(
+        cls, cfg: dict[str, Any], tensors: dict[str, torch.Tensor], device: str = "auto"
+    ) -> AnomalyDetector:
+        """Rebuild a detector from :meth:`to_state`'s output."""
+        if cfg.get("format") != FORMAT or cfg.get("format_version") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"expected a {FORMAT!r} model of version {FORMAT_VERSION}, got "
+                f"{cfg.get('format')!r} version {cfg.get('format_version')!r}"
+            )
         params = dict(cfg["params"], device=device)
         self = cls(**params)
         self.encoder_ = TabularEncoder.from_state(cfg["encoder"])

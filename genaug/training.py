@@ -116,13 +116,15 @@ def train_vae(
     trim: float = 0.0,
     progress: bool = False,
     desc: str = "VAE",
+    on_epoch: Callable[[dict[str, float]], bool] | None = None,
 ) -> list[dict[str, float]]:
     """Train all K members for ``n_steps`` Adam steps; return per-epoch losses.
 
     Each member draws its own minibatches (``sampler(rng, K, B)`` may replace the default
     epoch-wise shuffling, e.g. with class-balanced draws). The KL weight rises linearly to
     ``beta`` over the first ``warmup`` fraction of steps; after it, ``trim`` > 0 drops that
-    share of each member's highest-loss rows from every minibatch.
+    share of each member's highest-loss rows from every minibatch. ``on_epoch(record)`` runs
+    after each epoch; it may add entries to the record, and returning True stops training.
     """
     k = model.enc_mu.weight.shape[0]
     n = len(train)
@@ -179,6 +181,11 @@ def train_vae(
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}")
             running, count = 0.0, 0
+            if on_epoch is not None:
+                stop = on_epoch(rec)
+                model.train()
+                if stop:
+                    break
     model.eval()
     return history
 
