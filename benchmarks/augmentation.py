@@ -6,7 +6,8 @@ the rare class (as many as the holdout has, at least 500) compared with the hold
 rows:
 
 * ``fit_s``: CPU seconds of this process for the fit (``time.process_time``; the wall time is
-  ``fit_wall_s``); ``rows_per_s``: rows per CPU second of ``sample(20_000, label=rare)``;
+  ``fit_wall_s``); ``rows_per_s``: rows per CPU second of ``sample(20_000, label=rare)``
+  (best of 3 calls);
 * ``c2st``: ROC-AUC of a small gradient-boosting classifier telling synthetic rare rows from
   real holdout rare rows (5-fold out-of-fold scores on the encoded rows; 0.5 is ideal);
 * ``label_fid``: share of synthetic rare rows that a classifier trained on the real training
@@ -123,9 +124,12 @@ def _augmenter(model: str) -> Callable[[Task, int, dict], dict]:
         synth, labels = aug.sample(task.n_synth, label=task.rare)
         assert (labels == task.rare).all()
         aug.sample(2000, label=task.rare)  # warm-up
-        t_cpu = time.process_time()
-        aug.sample(N_RATE, label=task.rare)
-        rate = N_RATE / max(time.process_time() - t_cpu, 1e-9)
+        best = np.inf
+        for _ in range(3):  # the best of 3: other jobs on a shared machine only slow it down
+            t_cpu = time.process_time()
+            aug.sample(N_RATE, label=task.rare)
+            best = min(best, time.process_time() - t_cpu)
+        rate = N_RATE / max(best, 1e-9)
         best_c2st = min((h["val_c2st"] for h in aug.history_ if "val_c2st" in h),
                         default=np.nan)
         return {"synth": synth, "fit_s": fit_s, "fit_wall_s": fit_wall, "rows_per_s": rate,

@@ -70,9 +70,9 @@ class Augmenter(BaseEstimator):
         random training row of the requested class).
     temperature : scale of the latent noise (1 = the model's own; < 1 truncates).
     numeric_noise : numerics are mean + sigma * noise (True) or the decoder mean (False).
-    gan_steps, gan_batch_size, gan_lr, gan_hidden, n_critic, gp_weight, gan_check_every :
-        the latent GAN's generator steps, minibatch, learning rate, width, critic updates per
-        generator step, gradient-penalty weight and steps between validation checks.
+    gan_steps, gan_batch_size, gan_lr, critic_lr, gan_hidden, r1_gamma, gan_check_every :
+        the latent GAN's generator steps, minibatch, generator and critic learning rates,
+        width, R1 penalty weight and steps between validation checks.
     copy_guard : reject synthetic rows closer to a training row than the ``guard_quantile``
         of real rows' leave-one-out distances to the training set (per class), and exact
         copies; rejected rows are drawn again.
@@ -103,19 +103,19 @@ class Augmenter(BaseEstimator):
         warmup: float = 0.1,
         max_steps: int = 1500,
         max_epochs: int = 300,
-        batch_size: int = 256,
-        lr: float = 2e-3,
+        batch_size: int = 512,
+        lr: float = 3e-3,
         balanced: bool = True,
-        sample_z: Literal["prior", "posterior"] = "prior",
+        sample_z: Literal["prior", "posterior"] = "posterior",
         temperature: float = 1.0,
         numeric_noise: bool = True,
-        gan_steps: int = 300,
+        gan_steps: int = 600,
         gan_batch_size: int = 256,
-        gan_lr: float = 1e-3,
-        gan_hidden: int = 128,
-        n_critic: int = 2,
-        gp_weight: float = 10.0,
-        gan_check_every: int = 25,
+        gan_lr: float = 2e-4,
+        gan_hidden: int = 64,
+        critic_lr: float = 8e-4,
+        r1_gamma: float = 1.0,
+        gan_check_every: int = 50,
         copy_guard: bool = True,
         guard_quantile: float = 0.05,
         drop_anomalies: bool = False,
@@ -151,8 +151,8 @@ class Augmenter(BaseEstimator):
         self.gan_batch_size = gan_batch_size
         self.gan_lr = gan_lr
         self.gan_hidden = gan_hidden
-        self.n_critic = n_critic
-        self.gp_weight = gp_weight
+        self.critic_lr = critic_lr
+        self.r1_gamma = r1_gamma
         self.gan_check_every = gan_check_every
         self.copy_guard = copy_guard
         self.guard_quantile = guard_quantile
@@ -179,7 +179,7 @@ class Augmenter(BaseEstimator):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         positive = ("hidden", "n_layers", "latent", "max_steps", "max_epochs", "batch_size",
-                    "gan_batch_size", "gan_hidden", "n_critic", "gan_check_every", "c2st_every",
+                    "gan_batch_size", "gan_hidden", "gan_check_every", "c2st_every",
                     "patience")
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -268,7 +268,8 @@ class Augmenter(BaseEstimator):
         n_fit = len(fit_idx)
         steps_per_epoch = max(1, math.ceil(n_fit / min(self.batch_size, n_fit)))
         self.n_steps_ = int(min(self.max_steps, self.max_epochs * steps_per_epoch))
-        vae_source = "prior" if self.model == "gan" else self.sample_z
+        # the GAN learns the encoder's posteriors: pick the VAE whose decoder renders them best
+        vae_source = "posterior" if self.model == "gan" else self.sample_z
         history: list[dict[str, Any]] = []
         best = _Best(self.vae_)
 
@@ -280,6 +281,7 @@ class Augmenter(BaseEstimator):
             if vae_source == "posterior":
                 self._posteriors_from(fit_t, y_idx[fit_idx])
             rec["val_c2st"] = checker(vae_source)
+            rec.update({f"val_c2st_class{c}": v for c, v in checker.last.items()})
             return best.update(rec["val_c2st"], rec["epoch"], self.patience)
 
         t_vae = time.perf_counter()
@@ -323,14 +325,16 @@ class Augmenter(BaseEstimator):
             if not checker.active:
                 return False
             rec["val_c2st"] = checker("gan")
+            rec.update({f"val_c2st_class{c}": v for c, v in checker.last.items()})
             rec["latent_c2st"] = checker.latent(self)
+            rec.update({f"latent_c2st_class{c}": v for c, v in checker.last.items()})
             return best.update(rec["val_c2st"], rec["gan_step"], self.patience)
 
         mu, logvar, lab = self._post_mu, self._post_logvar, self._post_labels
         hist = train_latent_gan(
             self.gan_, critic, mu, logvar, self._eye[lab], n_steps=int(self.gan_steps),
-            batch_size=int(self.gan_batch_size), lr=self.gan_lr, n_critic=int(self.n_critic),
-            gp_weight=self.gp_weight, generator=_torch_gen(s_gan),
+            batch_size=int(self.gan_batch_size), lr=self.gan_lr, critic_lr=self.critic_lr,
+            r1_gamma=self.r1_gamma, generator=_torch_gen(s_gan),
             rng=np.random.default_rng(s_batch),
             sampler=_class_sampler(lab.cpu().numpy(), len(self.classes_), self.balanced),
             check_every=int(self.gan_check_every), on_check=on_check, progress=self.verbose,
@@ -756,9 +760,9 @@ class _Checker:
         self.y_idx = y_idx
         self.seed = int(seed.generate_state(1)[0])
         counts = np.bincount(y_idx, minlength=len(aug.classes_))
+        # every class counts the same: augmenting is mostly about the small ones
         self.classes = [c for c in range(len(counts)) if counts[c] >= self.min_rows]
-        self.weights = np.sqrt(counts[self.classes].astype(float))
-        self.n_synth = {c: int(max(counts[c], 100)) for c in self.classes}
+        self.n_synth = {c: int(max(counts[c], 200)) for c in self.classes}
         self.active = bool(self.classes)
 
     def __call__(self, source: str) -> float:
@@ -768,23 +772,32 @@ class _Checker:
         labels = np.concatenate([np.full(self.n_synth[c], c) for c in self.classes])
         v, m, s = aug._draw(labels, source, tg)
         synth = aug._encode_drawn(v, m, s)
-        aucs = [knn_c2st(self.real[self.y_idx == c], synth[labels == c]) for c in self.classes]
-        return float(np.average(aucs, weights=self.weights))
+        self.last = {c: knn_c2st(self.real[self.y_idx == c], synth[labels == c])
+                     for c in self.classes}
+        return float(np.mean(list(self.last.values())))
 
     @torch.inference_mode()
     def latent(self, aug: Augmenter) -> float:
-        """C2ST in latent space: generator output against posterior draws of the training
-        rows (tells the GAN's error from the decoder's)."""
+        """C2ST in latent space, per class: generator output against posterior draws of the
+        training rows (tells the GAN's error from the decoder's)."""
         assert aug.gan_ is not None
         tg = torch.Generator(device="cpu").manual_seed(self.seed + 1)
-        lab = aug._post_labels
-        m = min(len(lab), 1000)
-        pick = torch.randperm(len(lab), generator=tg)[:m].to(aug.device_)
-        eps = torch.randn((m, aug.dims_["latent"]), generator=tg).to(aug.device_)
-        real = aug._post_mu[pick] + torch.exp(0.5 * aug._post_logvar[pick]) * eps
-        eps2 = torch.randn((m, aug.dims_["latent"]), generator=tg).to(aug.device_)
-        fake = aug.gan_(eps2, aug._eye[lab[pick]])
-        return knn_c2st(real.cpu().numpy(), fake.cpu().numpy())
+        lab = aug._post_labels.cpu().numpy()
+        aucs: list[float] = []
+        self.last = {}
+        for c in self.classes:
+            rows = np.flatnonzero(lab == c)[:1000]
+            if len(rows) < self.min_rows:
+                continue
+            idx = torch.as_tensor(rows, device=aug.device_)
+            shape = (len(rows), aug.dims_["latent"])
+            eps = torch.randn(shape, generator=tg).to(aug.device_)
+            real = aug._post_mu[idx] + torch.exp(0.5 * aug._post_logvar[idx]) * eps
+            fake = aug.gan_(torch.randn(shape, generator=tg).to(aug.device_),
+                            aug._eye[aug._post_labels[idx]])
+            aucs.append(knn_c2st(real.cpu().numpy(), fake.cpu().numpy()))
+            self.last[c] = aucs[-1]
+        return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def _labels(y: Any, n: int) -> np.ndarray:

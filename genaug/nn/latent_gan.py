@@ -37,8 +37,8 @@ class LatentGenerator(nn.Module):
 
 
 class LatentCritic(nn.Module):
-    """Wasserstein critic on ``[z, c]`` (no normalisation layers: the gradient penalty is per
-    sample)."""
+    """Critic (discriminator logit) on ``[z, c]``; no normalisation layers, so the R1 penalty
+    is per sample."""
 
     def __init__(self, latent: int, n_cond: int, hidden: int = 128, n_layers: int = 2) -> None:
         super().__init__()
