@@ -7,12 +7,18 @@ For each Parquet/CSV file in ``incoming`` (oldest first):
    not scored again (the file is moved to ``processed`` as a duplicate);
 3. read and validate it against the model's schema and score it, Parquet in batches
    (:func:`~genaug.scoring.score_file`: memory stays bounded); write
-   ``out/<stem>.scores.parquet`` (a row key, ``score``, ``is_anomaly``, ``contrib_<column>``)
-   atomically, then move the input to ``processed``;
+   ``out/<stem>.scores.parquet`` (a row key, ``score``, ``is_anomaly``, ``contrib_<column>``;
+   the input's hash in the Parquet metadata) atomically, mark it done, then move the input to
+   ``processed``;
 4. on bad input (:class:`~genaug.errors.GenaugInputError`) move it to ``quarantine`` with
    ``<name>.reason.json`` beside it (``file``, ``column``, ``expected``, ``found``, ``error``), and
    go on with the rest of the batch. Any other error leaves the file in ``incoming`` and releases
    its claim, so the next run retries it.
+
+A run killed at any point (SIGKILL, power loss) is recovered by the next run once the claim is
+older than the ledger's ``stale_after``: temp files it left are removed, a scores file it
+finished for the same content is overwritten rather than duplicated, and a file already marked
+done or quarantined is only moved.
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from .detector import AnomalyDetector
 from .errors import GenaugInputError
-from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, write_json_atomic
+from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, remove_stale_temps, write_json_atomic
 from .ledger import DONE, QUARANTINED, Ledger, file_digest
 from .scoring import score_file
 
 log = logging.getLogger(__name__)
+INPUT_SHA256 = "genaug.input_sha256"  # Parquet metadata key of a scores file: its input's hash
 
 
 @dataclass
@@ -62,13 +72,38 @@ def list_incoming(incoming: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def _move(src: Path, folder: Path, digest: str) -> Path:
+def _destination(src: Path, folder: Path, digest: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dst = folder / src.name
     if dst.exists():  # another file of that name was handled before: keep both
         dst = folder / f"{src.stem}.{digest[:12]}{src.suffix}"
+    return dst
+
+
+def _move(src: Path, folder: Path, digest: str) -> Path:
+    dst = _destination(src, folder, digest)
     os.replace(src, dst)
     return dst
+
+
+def input_digest(scores: str | os.PathLike) -> str | None:
+    """The input hash recorded in a scores file written by :func:`score_incoming`, or None."""
+    try:
+        meta = pq.read_schema(scores).metadata or {}
+    except (pa.ArrowException, OSError):
+        return None
+    return meta.get(INPUT_SHA256.encode(), b"").decode() or None
+
+
+def _output_for(out: Path, src: Path, digest: str) -> Path:
+    """``out/<stem>.scores.parquet``; with the hash added if that holds another input's scores.
+
+    Scores of this same content (a run killed before it could record them) are overwritten.
+    """
+    target = out / f"{src.stem}.scores.parquet"
+    if target.exists() and input_digest(target) != digest:
+        target = out / f"{src.stem}.{digest[:12]}.scores.parquet"
+    return target
 
 
 def score_incoming(
@@ -86,6 +121,9 @@ def score_incoming(
     """Process every file now in ``incoming`` (see the module docstring)."""
     res = BatchResult()
     out, processed, quarantine = Path(out), Path(processed), Path(quarantine)
+    for folder in (out, quarantine):  # temp files of a killed run (as old as a stale claim)
+        for tmp in remove_stale_temps(folder, ledger.stale_after):
+            log.warning("removed %s, left behind by a run that was killed", tmp)
     for path in list_incoming(incoming):
         try:
             if time.time() - path.stat().st_mtime < min_age:
@@ -102,20 +140,22 @@ def score_incoming(
         if not ledger.claim(digest, path.name):
             continue  # another run is on it
         try:
-            target = out / f"{path.stem}.scores.parquet"
-            if target.exists():  # another input with that stem was scored before: keep both
-                target = out / f"{path.stem}.{digest[:12]}.scores.parquet"
-            scored = score_file(path, detector, target, batch_rows=batch_rows)
-            _move(path, processed, digest)
+            target = _output_for(out, path, digest)
+            scored = score_file(path, detector, target, batch_rows=batch_rows,
+                                metadata={INPUT_SHA256: digest})
+            # record before moving: a crash in between leaves a done file in incoming, which
+            # the next run moves as a duplicate, not a claim that is never finished
             ledger.finish(digest, DONE, str(target))
+            _move(path, processed, digest)
             res.scored.append(path.name)
             res.rows_scored += scored.n_rows
             res.rows_flagged += scored.n_flagged
         except GenaugInputError as e:
             err = e.with_file(str(path))
-            moved = _move(path, quarantine, digest)
-            write_json_atomic(err.to_dict(), moved.with_name(moved.name + ".reason.json"))
+            dst = _destination(path, quarantine, digest)  # reason, record, move: crash-safe order
+            write_json_atomic(err.to_dict(), dst.with_name(dst.name + ".reason.json"))
             ledger.finish(digest, QUARANTINED, str(err))
+            os.replace(path, dst)
             res.quarantined.append(path.name)
             log.warning("quarantined %s: %s", path.name, err)
         except Exception:

@@ -33,13 +33,15 @@ def score_file(
     key_column: str | None = None,
     batch_rows: int = 65536,
     sample_rows: int = 100_000,
+    metadata: dict[str, str] | None = None,
 ) -> ScoredFile:
     """Validate and score ``data`` into ``out`` (Parquet) without loading it whole.
 
     Parquet inputs are streamed in ``batch_rows`` batches; CSV files are read whole. The
     output holds a row key (``key_column``'s values, else ``row`` = 0, 1, ...), ``score``,
     ``is_anomaly`` and ``contrib_<column>``; it appears only once every batch has been scored
-    (temp file, then rename), so a bad row anywhere leaves no partial output.
+    (temp file, then rename), so a bad row anywhere leaves no partial output. ``metadata`` is
+    added to the output's Parquet key-value metadata (e.g. the input's hash, for provenance).
     """
     data = Path(data)
     file = str(data)
@@ -65,6 +67,9 @@ def score_file(
                        else range(n_rows, n_rows + len(df)))
                 scores.insert(0, key_column or "row", key)
                 table = pa.Table.from_pandas(scores, preserve_index=False)
+                if metadata:
+                    table = table.replace_schema_metadata(
+                        {**(table.schema.metadata or {}), **metadata})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
