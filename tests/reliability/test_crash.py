@@ -192,3 +192,66 @@ def test_sigkill_at_each_commit_step_is_recovered(tmp_path, strict_detector, str
             assert_exactly_once(root, {}, bad={"one.parquet": digest})
             reason = json.loads((d["quarantine"] / "one.parquet.reason.json").read_text())
             assert reason["error"] == "NonFiniteError"
+
+
+def _logged_models(store: Path) -> set[str]:
+    db = sqlite3.connect(store / "mlflow.db", timeout=10)
+    try:
+        return {r[0] for r in db.execute("SELECT model_id FROM logged_models")}
+    finally:
+        db.close()
+
+
+def _assert_every_version_loads(name: str, sample: pd.DataFrame) -> list[int]:
+    from genaug import tracking
+
+    versions = sorted(int(v.version) for v in
+                      tracking.client().search_model_versions(f"name='{name}'"))
+    for v in versions:
+        det, _ = tracking.load_detector(f"models:/{name}/{v}")
+        assert np.isfinite(det.decision_function(sample)).all()
+    return versions
+
+
+def test_sigkill_while_training_logs_the_model_keeps_champion_loadable(prefect_api, mlflow_store):
+    """v1 is champion; a second training is killed while its model is being written to MLflow.
+    The alias still names v1, every registered version loads and scores, and a rerun finishes."""
+    from prefect.settings import PREFECT_API_URL
+
+    from genaug import tracking
+    from pipelines.train_detector import train_detector
+
+    data = mlflow_store / "train.parquet"
+    sample = clean_frame(300, seed=41)
+    sample.to_parquet(data)
+    params = {"max_steps": 30, "n_members": 1}
+    train_detector(data=str(data), model_name="crashy", target=None, params=params)
+    known = _logged_models(mlflow_store)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_API_URL=PREFECT_API_URL.value())
+    argv = [sys.executable, "-m", "genaug.cli", "train", "--data", str(data), "--name", "crashy",
+            "--params", json.dumps(params)]
+    with open(mlflow_store / "child.log", "w") as log:
+        proc = subprocess.Popen(argv, cwd=mlflow_store, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    deadline = time.time() + 90
+    try:
+        while not (new := _logged_models(mlflow_store) - known):  # the model upload began
+            assert proc.poll() is None, (mlflow_store / "child.log").read_text()[-3000:]
+            assert time.time() < deadline, "the child never started logging its model"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    (killed,) = new
+    assert str(tracking.client().get_logged_model(killed).status) != "READY"  # torn upload
+    assert _assert_every_version_loads("crashy", sample) == [1]  # the killed one is not in
+    det, desc = tracking.load_detector("models:/crashy@champion")
+    assert "version 1" in desc and np.isfinite(det.decision_function(sample)).all()
+
+    rec = train_detector(data=str(data), model_name="crashy", target=None, params=params)
+    assert rec["promoted"] and rec["version"] == 2
+    assert _assert_every_version_loads("crashy", sample) == [1, 2]
+    det, desc = tracking.load_detector("models:/crashy@champion")
+    assert "version 2" in desc and np.isfinite(det.decision_function(sample)).all()
