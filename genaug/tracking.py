@@ -12,6 +12,7 @@ import contextlib
 import functools
 import math
 import os
+import sqlite3
 import tempfile
 import time
 import warnings
@@ -34,6 +35,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from .detector import AnomalyDetector  # noqa: E402
+from .errors import TrackingUnavailableError  # noqa: E402
 
 T = TypeVar("T")
 CHAMPION = "champion"
@@ -49,6 +51,47 @@ def tracking_uri() -> str:
     root = Path.cwd() / "mlruns"
     root.mkdir(exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def check_store(uri: str | None = None, timeout: float = 2.0) -> str:
+    """Check the tracking store can be written now; return its URI or raise a clear error.
+
+    Jobs call this before touching any file, so an unreachable store fails them early (and
+    their retries apply) instead of after files were moved. A SQLite store is probed with a
+    write lock taken and released within ``timeout`` seconds (MLflow itself would wait ~20 s per
+    call on a locked database); other stores with one read.
+    """
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:"):
+        _check_sqlite(uri, timeout)
+        return uri
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:  # MLflow raises MlflowException, OSError, its own URI errors...
+        raise TrackingUnavailableError(uri, f"{type(e).__name__}: {str(e)[:200]}") from None
+    return uri
+
+
+def _check_sqlite(uri: str, timeout: float) -> None:
+    path = uri.split("?", 1)[0][len("sqlite:"):]
+    if path in ("", "//", "///", "///:memory:"):
+        return  # in-memory store: nothing to check
+    path = Path(path[3:] if path.startswith("///") else path.lstrip("/"))
+    if not path.exists():
+        parent = path.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise TrackingUnavailableError(uri, f"folder {str(parent)!r} is missing or not "
+                                                "writable, so the database cannot be created")
+        return  # MLflow creates the database on first use
+    try:
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock MLflow needs; released at once
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise TrackingUnavailableError(uri, f"SQLite: {e}") from None
 
 
 def client() -> MlflowClient:

@@ -21,6 +21,8 @@ def process_folder(incoming: str, model: str, out: str, processed: str, quaranti
     from genaug import tracking
 
     logger = get_run_logger()
+    if log_to_mlflow or model.startswith("models:/"):
+        tracking.check_store()  # an unreachable store fails (and retries) before any file moves
     det, desc = tracking.load_detector(model)
 
     def log_file(target: Path, scores: Any) -> None:

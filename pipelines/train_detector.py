@@ -34,7 +34,10 @@ def fit_detector(
     data: str, params: dict[str, Any], model_dir: str, label_column: str | None = None
 ) -> dict[str, Any]:
     """Read and validate ``data``, fit a detector, save it to ``model_dir``."""
+    from genaug import tracking
+
     logger = get_run_logger()
+    tracking.check_store()  # fail (and retry) before a long fit whose result could not be logged
     df = read_table(data)
     if label_column:
         check_labels(df, label_column, data)
@@ -55,6 +58,7 @@ def log_and_register(
     """Log the fitted detector to MLflow and register it; move ``champion`` if it passes."""
     from genaug import tracking
 
+    tracking.check_store()  # MLflow itself would wait ~20 s per call on a locked SQLite store
     df = read_table(data)
     det = AnomalyDetector.load(model_dir)
     labels = None
