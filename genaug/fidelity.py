@@ -42,15 +42,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import ks_2samp
 from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from .errors import EmptyInputError, GenaugInputError
+from .plotting import new_figure
 from .schema import CATEGORICAL, Schema, as_frame, infer_schema
 from .transform import TabularEncoder
 
@@ -155,11 +156,13 @@ def c2st(
     max_rows: int | None = 5000,
     random_state: int = 0,
     coding: TableCoding | None = None,
+    n_jobs: int | None = 1,
 ) -> C2STResult:
     """Classifier two-sample test on the encoded table (encoder fitted on ``real``).
 
     Both sides are cut to the same size (the larger one subsampled, and both to at most
     ``max_rows``) so that 0.5 means chance; the AUC is averaged over stratified folds.
+    ``n_jobs`` caps the classifier's threads (``None``: no cap).
     """
     coding = coding or TableCoding.fit(real)
     r = coding.encode(coding.clean(real))
@@ -176,7 +179,8 @@ def c2st(
     t = np.r_[np.zeros(len(r), dtype=int), np.ones(len(s), dtype=int)]
     clf = clone(classifier) if classifier is not None else _default_classifier(random_state)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-    aucs = cross_val_score(clf, Z, t, cv=cv, scoring="roc_auc")
+    with threadpool_limits(n_jobs):
+        aucs = cross_val_score(clf, Z, t, cv=cv, scoring="roc_auc")
     return C2STResult(float(np.mean(aucs)), float(np.std(aucs)), tuple(map(float, aucs)), int(n))
 
 
@@ -389,6 +393,7 @@ def label_fidelity(
     classifier: ClassifierMixin | None = None,
     coding: TableCoding | None = None,
     random_state: int = 0,
+    n_jobs: int | None = 1,
 ) -> pd.DataFrame:
     """Per class c of the synthetic rows: share assigned to c, synthetic vs real held-out.
 
@@ -403,8 +408,9 @@ def label_fidelity(
     ys = _labels(y_synth, len(Xs), "synthetic")
     yh = _labels(y_holdout, len(Xh), "held-out")
     clf = clone(classifier) if classifier is not None else _default_classifier(random_state)
-    clf.fit(coding.encode(Xt), yt)
-    ps, ph = clf.predict(coding.encode(Xs)), clf.predict(coding.encode(Xh))
+    with threadpool_limits(n_jobs):
+        clf.fit(coding.encode(Xt), yt)
+        ps, ph = clf.predict(coding.encode(Xs)), clf.predict(coding.encode(Xh))
     rows = []
     for c in pd.unique(ys):
         ms, mh = ys == c, yh == c
@@ -532,12 +538,14 @@ def fidelity_report(
     max_rows: int | None = 5000,
     max_pairs: int = 100,
     random_state: int = 0,
+    n_jobs: int | None = 1,
 ) -> FidelityReport:
     """Compute every measure that applies (module docstring) for one synthetic table.
 
     ``label`` names a class column inside the frames (it is then not a feature); otherwise
     ``y_*`` give the labels. DCR needs ``real_holdout``; label fidelity needs labels for all
-    three tables. ``classifier`` (unfitted) is used for C2ST and label fidelity.
+    three tables. ``classifier`` (unfitted) is used for C2ST and label fidelity, with at most
+    ``n_jobs`` threads.
     """
     train = as_frame(real_train)
     names = list(train.columns)
@@ -577,7 +585,7 @@ def fidelity_report(
     if matched:
         ref = train.iloc[_class_matched(y_tr, y_sy, rng)]
     c2 = c2st(ref, syn, classifier=classifier, n_splits=n_splits, max_rows=max_rows,
-              random_state=random_state, coding=coding)
+              random_state=random_state, coding=coding, n_jobs=n_jobs)
     marg = marginal_similarity(ref, syn, coding=coding)
     corr, cr, cs = correlation_similarity(ref, syn, coding=coding)
     cont = contingency_similarity(ref, syn, coding=coding, max_pairs=max_pairs,
@@ -593,7 +601,7 @@ def fidelity_report(
     lab = None
     if y_tr is not None and y_sy is not None and y_ho is not None:
         lab = label_fidelity(train, y_tr, syn, y_sy, hold, y_ho, classifier=classifier,
-                             coding=coding, random_state=random_state)
+                             coding=coding, random_state=random_state, n_jobs=n_jobs)
     elif any(v is not None for v in (y_tr, y_sy, y_ho)) and hold is not None:
         warnings.warn("label fidelity needs labels for training, synthetic and held-out rows; "
                       "skipped", UserWarning, stacklevel=2)
@@ -608,12 +616,6 @@ def fidelity_report(
 # ---------------------------------------------------------------------------------- figures
 
 
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h))
-    FigureCanvasAgg(fig)  # render off-screen, never through pyplot
-    return fig
-
-
 def _marginal_figure(
     real: pd.DataFrame, synth: pd.DataFrame, marg: pd.DataFrame, max_columns: int
 ) -> Figure:
@@ -621,7 +623,7 @@ def _marginal_figure(
     n = len(show)
     ncol = min(3, n)
     nrow = int(np.ceil(n / ncol))
-    fig = _figure(4.0 * ncol, 2.8 * nrow)
+    fig = new_figure(4.0 * ncol, 2.8 * nrow)
     axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
     for ax, r in zip(axes, show.itertuples()):
         x, z = real[r.column], synth[r.column]
@@ -650,7 +652,7 @@ def _marginal_figure(
 def _correlation_figure(cr: pd.DataFrame, cs: pd.DataFrame) -> Figure:
     d = (cr - cs).abs()
     k = len(d)
-    fig = _figure(1.0 + 0.35 * k + 2, 1.0 + 0.35 * k + 1.2)
+    fig = new_figure(1.0 + 0.35 * k + 2, 1.0 + 0.35 * k + 1.2)
     ax = fig.subplots()
     vals = d.to_numpy()
     im = ax.imshow(vals, vmin=0, vmax=max(0.1, float(np.nanmax(vals))), cmap="Reds")
@@ -666,7 +668,7 @@ def _correlation_figure(cr: pd.DataFrame, cs: pd.DataFrame) -> Figure:
 
 
 def _dcr_figure(dcr: DCRResult) -> Figure:
-    fig = _figure(6, 3.5)
+    fig = new_figure(6, 3.5)
     ax = fig.subplots()
     both = np.r_[dcr.synth, dcr.holdout]
     bins = np.histogram_bin_edges(both, bins=40)
