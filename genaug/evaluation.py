@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -413,6 +413,41 @@ class _Augment:
         return clean, y_res, secs
 
 
+class _Part:
+    """The three parts of one split, sliced from the clean table before any sampler runs."""
+
+    def __init__(self, clean: pd.DataFrame, y: np.ndarray, sp: Split, positive: Any) -> None:
+        self.X_tr = clean.iloc[sp.train].copy()
+        self.y_tr = y[sp.train]
+        self.X_va, self.X_te = clean.iloc[sp.val].copy(), clean.iloc[sp.test].copy()
+        self.t_va = (y[sp.val] == positive).astype(int)
+        self.t_te = (y[sp.test] == positive).astype(int)
+        self.positive = positive
+
+
+def _training_sets(
+    factory: ArmFactory, arm: str, seed: int, ratios: list[float | None], part: _Part,
+    augment: _Augment,
+) -> Iterator[tuple[float, pd.DataFrame, np.ndarray, float, bool]]:
+    """``(ratio, X, y, sampler seconds, no sampler)`` per candidate ratio; a fresh sampler
+    from ``factory(seed)`` each time, given the training part only."""
+    for ratio in ratios:
+        sampler = factory(seed)
+        if sampler is None:
+            yield float("nan"), part.X_tr, part.y_tr, 0.0, True
+            return  # nothing to vary
+        r = float("nan") if ratio is None else ratio
+        if ratio is None:
+            yield r, *augment(sampler, part.X_tr, part.y_tr), False
+            continue
+        strategy = _strategy(part.y_tr, part.positive, ratio)
+        if strategy is None:  # the positive class is already that large
+            yield r, part.X_tr, part.y_tr, 0.0, False
+            continue
+        _set_strategy(sampler, arm, strategy)
+        yield r, *augment(sampler, part.X_tr, part.y_tr), False
+
+
 def evaluate_augmentation(
     X: Any,
     y: Any,
@@ -475,60 +510,44 @@ def evaluate_augmentation(
     if ratios is not None and (not cand or any(r <= 0 for r in cand)):
         raise ValueError("ratios must be positive numbers")
 
-    records, trials = [], []
+    records: list[dict[str, Any]] = []
+    trials: list[dict[str, Any]] = []
     baseline = "none" if "none" in arm_factories else None
     bar = tqdm(total=len(splits) * len(arm_factories), disable=not progress,
                desc="augmentation evaluation")
     for i, sp in enumerate(splits):
-        X_tr = clean.iloc[sp.train].copy()
-        X_va, X_te = clean.iloc[sp.val].copy(), clean.iloc[sp.test].copy()
-        y_tr, y_va, y_te = y_arr[sp.train], y_arr[sp.val], y_arr[sp.test]
-        t_va, t_te = (y_va == positive).astype(int), (y_te == positive).astype(int)
+        part = _Part(clean, y_arr, sp, positive)
         for arm, factory in arm_factories.items():
             best: dict[str, dict[str, Any]] = {}
-            for ratio in cand:
-                sampler = factory(sp.seed)
-                if sampler is None:
-                    if baseline is None:
-                        baseline = arm
-                    X_fit, y_fit, s_secs = X_tr, y_tr, 0.0
-                    ratio = float("nan")
-                else:
-                    strategy = None if ratio is None else _strategy(y_tr, positive, ratio)
-                    if ratio is not None and strategy is None:
-                        X_fit, y_fit, s_secs = X_tr, y_tr, 0.0  # already that balanced
-                    else:
-                        if strategy is not None:
-                            _set_strategy(sampler, arm, strategy)
-                        X_fit, y_fit, s_secs = augment(sampler, X_tr, y_tr)
-                n_syn = len(X_fit) - len(X_tr)
+            for ratio, X_fit, y_fit, s_secs, no_sampler in _training_sets(
+                    factory, arm, sp.seed, cand, part, augment):
+                if no_sampler and baseline is None:
+                    baseline = arm
                 for cname, cfac in clf_factories.items():
                     model = cfac(sp.seed)
                     with threadpool_limits(n_jobs):
                         t0 = time.perf_counter()
                         model.fit(X_fit, y_fit)
                         fit_secs = time.perf_counter() - t0
-                        s_va = _positive_scores(model, X_va, positive)
-                    val_pr = float(average_precision_score(t_va, s_va))
-                    trials.append({"arm": arm, "classifier": cname, "split": i,
-                                   "ratio": np.nan if ratio is None else ratio,
+                        s_va = _positive_scores(model, part.X_va, positive)
+                    val_pr = float(average_precision_score(part.t_va, s_va))
+                    n_syn = len(X_fit) - len(part.X_tr)
+                    trials.append({"arm": arm, "classifier": cname, "split": i, "ratio": ratio,
                                    "val_pr_auc": val_pr, "n_synthetic": n_syn})
+                    # ties keep the earlier ratio (the order given)
                     if cname not in best or val_pr > best[cname]["val_pr_auc"]:
                         best[cname] = {"model": model, "val_pr_auc": val_pr, "s_va": s_va,
                                        "ratio": ratio, "n_synthetic": n_syn,
                                        "sampler_seconds": s_secs, "fit_seconds": fit_secs}
-                if sampler is None:
-                    break  # nothing to vary
             for cname, b in best.items():
-                thr = tune_threshold(t_va, b["s_va"])
+                thr = tune_threshold(part.t_va, b["s_va"])
                 # the test part is scored once, for the choice made on validation
                 with threadpool_limits(n_jobs):
-                    s_te = _positive_scores(b["model"], X_te, positive)
+                    s_te = _positive_scores(b["model"], part.X_te, positive)
                 records.append({
                     "arm": arm, "classifier": cname, "split": i, "seed": sp.seed,
-                    "ratio": np.nan if b["ratio"] is None else b["ratio"],
-                    "threshold": thr, "val_pr_auc": b["val_pr_auc"],
-                    **held_out_metrics(t_te, s_te, thr),
+                    "ratio": b["ratio"], "threshold": thr, "val_pr_auc": b["val_pr_auc"],
+                    **held_out_metrics(part.t_te, s_te, thr),
                     "n_train": len(sp.train), "n_synthetic": b["n_synthetic"],
                     "sampler_seconds": b["sampler_seconds"], "fit_seconds": b["fit_seconds"],
                 })
