@@ -22,6 +22,7 @@ or "no measurable effect".
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -279,6 +280,22 @@ class EvaluationResult:
         s["verdict"] = [verdict(lo, hi) for lo, hi in zip(s["diff_low"], s["diff_high"])]
         return s
 
+    def to_dict(self, level: float = 0.95) -> dict[str, float]:
+        """Flat metrics for MLflow: ``{metric}.{arm}.{classifier}`` (mean over splits), with
+        ``_ci_low``/``_ci_high`` and, against the baseline, ``_diff``/``_diff_low``/
+        ``_diff_high`` suffixes on the metric name."""
+        out: dict[str, float] = {}
+        for r in self.summary(level=level).itertuples():
+            where = f"{_key(r.arm)}.{_key(r.classifier)}"
+            out[f"{r.metric}.{where}"] = float(r.mean)
+            out[f"{r.metric}_ci_low.{where}"] = float(r.ci_low)
+            out[f"{r.metric}_ci_high.{where}"] = float(r.ci_high)
+            if not np.isnan(r.diff):
+                out[f"{r.metric}_diff.{where}"] = float(r.diff)
+                out[f"{r.metric}_diff_low.{where}"] = float(r.diff_low)
+                out[f"{r.metric}_diff_high.{where}"] = float(r.diff_high)
+        return out
+
     def to_markdown(self, level: float = 0.95) -> str:
         """A markdown report: verdicts on PR-AUC and means with CIs of the main metrics."""
         lines = [f"Positive class: `{self.positive}`; {len(self.splits)} splits; "
@@ -320,6 +337,11 @@ class EvaluationResult:
                title="Effect of augmentation on real test rows")
         fig.tight_layout()
         return fig
+
+
+def _key(v: Any) -> str:
+    """A name as text that MLflow accepts inside a metric name."""
+    return re.sub(r"[^0-9A-Za-z_\-]", "_", str(v))
 
 
 def _ci(m: float, lo: float, hi: float) -> str:

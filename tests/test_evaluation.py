@@ -263,6 +263,10 @@ def test_report_outputs():
     fig = res.figure()
     assert isinstance(fig, Figure) and fig.axes[0].get_yticklabels()[0].get_text() == (
         "random / logreg")
+    d = res.to_dict()
+    assert d["pr_auc.random.logreg"] == pytest.approx(
+        rec.loc[rec["arm"] == "random", "pr_auc"].mean())
+    assert "pr_auc_diff.random.logreg" in d and "pr_auc_diff.none.logreg" not in d
     s = res.summary()
     assert set(s["metric"]) >= {"pr_auc", "roc_auc", "f1", "balanced_accuracy"}
     assert (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
