@@ -15,6 +15,8 @@ def _train(args: argparse.Namespace) -> int:
     rec = train_detector(
         data=args.data, model_name=args.name, target=args.target, label_column=args.labels,
         random_state=args.seed, params=json.loads(args.params) if args.params else None,
+        validation_data=args.validation, validation_label=args.validation_label,
+        min_val_auc=args.min_val_auc, tolerance=args.tolerance,
     )
     print(json.dumps(rec, indent=2, default=str))
     return 0 if rec["promoted"] else 3
@@ -66,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--labels", help="column of 1 = anomaly labels for the registry gate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--params", help='JSON of AnomalyDetector params, e.g. \'{"n_members": 1}\'')
+    t.add_argument("--validation", help="fixed labelled validation file for the champion gate")
+    t.add_argument("--validation-label", default="is_anomaly",
+                   help="its 0/1 label column (1 = anomaly)")
+    t.add_argument("--min-val-auc", type=float, default=0.6, help="ROC-AUC floor of the gate")
+    t.add_argument("--tolerance", type=float, default=0.0,
+                   help="promote if ROC-AUC >= champion's minus this")
     t.set_defaults(func=_train)
     s = sub.add_parser("score", help="score a file with a registered or saved detector")
     s.add_argument("--data", required=True, help="Parquet or CSV file")

@@ -34,6 +34,8 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from .detector import AnomalyDetector  # noqa: E402
+from .errors import GenaugInputError, ModelFormatError  # noqa: E402
+from .gate import GateDecision  # noqa: E402
 
 T = TypeVar("T")
 CHAMPION = "champion"
@@ -214,6 +216,8 @@ class TrainingRecord:
     promoted: bool
     gate: str
     url: str
+    champion_version: int | None = None
+    comparison: dict[str, Any] | None = None
 
 
 @_scoped
@@ -230,13 +234,24 @@ def log_detector_training(
     experiment: str = TRAIN_EXPERIMENT,
     run_name: str | None = None,
     extra_params: dict[str, Any] | None = None,
+    decision: GateDecision | None = None,
+    validation_source: str | None = None,
 ) -> TrainingRecord:
     """Log a fitted detector: params, per-epoch losses, dataset, plots, model; register it.
 
-    The ``champion`` alias moves to the new version only if every logged loss is finite and,
-    when ``labels`` (1 = anomaly, aligned with ``X``) are given, the ROC-AUC on the detector's
-    held-out validation rows is at least ``min_val_auc`` (it fails when those rows hold only
-    one class).
+    The ``champion`` alias moves to the new version only if every logged loss is finite and:
+
+    * with ``decision`` (:func:`genaug.gate.compare` on a fixed labelled validation file,
+      ``validation_source``): the decision promotes it. Its numbers are logged as ``gate_*``
+      metrics, the reason as the ``genaug.gate`` tag, the whole decision as
+      ``gate/decision.json``;
+    * else, when ``labels`` (1 = anomaly, aligned with ``X``) are given: the ROC-AUC on the
+      detector's held-out validation rows is at least ``min_val_auc`` (it fails when those rows
+      hold only one class);
+    * else: finite losses are the only check.
+
+    With ``decision`` and ``labels`` both given, the held-out ROC-AUC is logged but only the
+    decision gates.
     """
     uri = tracking_uri()
     c = MlflowClient(tracking_uri=uri)
@@ -283,6 +298,9 @@ def log_detector_training(
             else:
                 gate = ("failed: labels given but the held-out validation rows hold one class, "
                         "so the ROC-AUC floor cannot be checked")
+        if decision is not None:
+            summary.update(decision.metrics())
+            gate = decision.reason if finite else "failed: non-finite training loss"
         metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
         for i in range(0, len(metrics), 900):
             c.log_batch(run_id, metrics=metrics[i:i + 900])
@@ -324,13 +342,55 @@ def log_detector_training(
             if gate.startswith("passed"):
                 c.set_registered_model_alias(register_as, CHAMPION, str(version))
                 promoted = True
-        c.set_tag(run_id, "genaug.gate", gate)
+        champion_version = _alias_version(c, register_as) if register_as else None
+        c.set_tag(run_id, "genaug.gate", gate[:5000])
+        if decision is not None:
+            c.set_tag(run_id, "genaug.gate.decision", "promoted" if promoted else "kept champion")
+            c.set_tag(run_id, "genaug.gate.champion", decision.champion_desc or "none")
+            c.set_tag(run_id, "genaug.gate.validation_data", validation_source or "")
+            c.log_dict(run_id, {**decision.to_dict(), "final_gate": gate, "promoted": promoted},
+                       "gate/decision.json")
         c.set_terminated(run_id, "FINISHED")
     except BaseException:
         c.set_terminated(run_id, "FAILED")
         raise
     return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
-                          run_url(run_id, exp_id))
+                          run_url(run_id, exp_id), champion_version,
+                          None if decision is None else decision.to_dict())
+
+
+def _alias_version(c: MlflowClient, name: str, alias: str = CHAMPION) -> int | None:
+    """The version ``name@alias`` points to, or None (no such model or alias)."""
+    try:
+        rm = c.get_registered_model(name)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = rm.aliases.get(alias)
+    return None if version is None else int(version)
+
+
+@_scoped
+def load_champion(
+    name: str, alias: str = CHAMPION
+) -> tuple[AnomalyDetector | None, str | None, str | None]:
+    """The detector under ``models:/name@alias`` for the retrain gate.
+
+    Returns ``(detector, description, None)``; ``(None, None, None)`` when there is no such
+    model or alias yet; ``(None, description, reason)`` when it exists but cannot be loaded
+    (a broken or foreign model folder): the gate then treats it as unusable.
+    """
+    c = client()
+    version = _alias_version(c, name, alias)
+    if version is None:
+        return None, None, None
+    desc = f"champion v{version}"
+    try:
+        detector, _ = load_detector(f"models:/{name}/{version}")
+    except (GenaugInputError, ModelFormatError) as e:
+        return None, desc, f"{type(e).__name__}: {e}"
+    return detector, desc, None
 
 
 # ---------------------------------------------------------------------------------- scoring
