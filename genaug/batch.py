@@ -26,12 +26,34 @@ from pathlib import Path
 from typing import Any
 
 from .detector import AnomalyDetector
+from .drift import DriftReport
 from .errors import GenaugInputError
 from .io import CSV_SUFFIXES, PARQUET_SUFFIXES, write_json_atomic
 from .ledger import DONE, QUARANTINED, Ledger, file_digest
-from .scoring import score_file
+from .scoring import ScoredFile, score_file
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileSummary:
+    """A scored file: where its scores went, its counts and its drift report."""
+
+    name: str
+    output: str
+    n_rows: int
+    n_flagged: int
+    drift: DriftReport | None = None
+
+    def row(self) -> dict[str, Any]:
+        """One line of the batch's table artifact."""
+        d = self.drift
+        rate = self.n_flagged / max(self.n_rows, 1)
+        return {"file": self.name, "outcome": "scored", "rows": self.n_rows,
+                "flagged": self.n_flagged, "flag_rate": round(rate, 4),
+                "max_psi": None if d is None or not d.available else round(d.max_psi, 4),
+                "score_psi": None if d is None else round(d.score_psi, 4),
+                "drifted_columns": "" if d is None else ", ".join(d.drifted_columns)}
 
 
 @dataclass
@@ -45,13 +67,28 @@ class BatchResult:
     failed: list[str] = field(default_factory=list)
     rows_scored: int = 0
     rows_flagged: int = 0
+    files: list[FileSummary] = field(default_factory=list)
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Columns drifted (PSI > 0.25) in at least one scored file."""
+        return sorted({c for f in self.files if f.drift for c in f.drift.drifted_columns})
+
+    def counts(self) -> dict[str, int]:
+        """The run's totals (for the Prefect artifact and the MLflow batch run)."""
+        return {"files_scored": len(self.scored), "rows_scored": self.rows_scored,
+                "rows_flagged": self.rows_flagged, "files_quarantined": len(self.quarantined),
+                "duplicates": len(self.duplicates), "skipped": len(self.skipped),
+                "failed": len(self.failed), "drifted_columns": len(self.drifted_columns)}
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
+        drift = self.drifted_columns
         return (f"scored {len(self.scored)} file(s) ({self.rows_scored} rows, "
                 f"{self.rows_flagged} flagged), quarantined {len(self.quarantined)}, "
                 f"duplicates {len(self.duplicates)}, skipped {len(self.skipped)} "
-                f"(still changing), failed {len(self.failed)} (left for retry)")
+                f"(still changing), failed {len(self.failed)} (left for retry)"
+                + (f"; drift (PSI > 0.25) in {', '.join(drift)}" if drift else ""))
 
 
 def list_incoming(incoming: str | os.PathLike) -> list[Path]:
@@ -81,9 +118,13 @@ def score_incoming(
     ledger: Ledger,
     min_age: float = 2.0,
     batch_rows: int = 65536,
-    on_scored: Callable[[Path, Any], None] | None = None,
+    on_scored: Callable[[Path, ScoredFile], None] | None = None,
 ) -> BatchResult:
-    """Process every file now in ``incoming`` (see the module docstring)."""
+    """Process every file now in ``incoming`` (see the module docstring).
+
+    Each scored file's drift against the training data is in ``BatchResult.files``
+    (:mod:`genaug.drift`); ``on_scored(output, scored)`` is called after each scored file.
+    """
     res = BatchResult()
     out, processed, quarantine = Path(out), Path(processed), Path(quarantine)
     for path in list_incoming(incoming):
@@ -111,6 +152,8 @@ def score_incoming(
             res.scored.append(path.name)
             res.rows_scored += scored.n_rows
             res.rows_flagged += scored.n_flagged
+            res.files.append(FileSummary(path.name, str(target), scored.n_rows,
+                                         scored.n_flagged, scored.drift))
         except GenaugInputError as e:
             err = e.with_file(str(path))
             moved = _move(path, quarantine, digest)
@@ -125,7 +168,7 @@ def score_incoming(
             continue
         if on_scored is not None and path.name in res.scored:
             try:
-                on_scored(target, scored.sample)
+                on_scored(target, scored)
             except Exception:  # the file is scored and recorded; only the report failed
                 log.exception("reporting the scores of %s failed", path.name)
     return res

@@ -34,6 +34,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from .detector import AnomalyDetector  # noqa: E402
+from .drift import DriftReport  # noqa: E402
 from .errors import GenaugInputError, ModelFormatError  # noqa: E402
 from .gate import GateDecision  # noqa: E402
 
@@ -394,6 +395,52 @@ def load_champion(
 
 
 # ---------------------------------------------------------------------------------- scoring
+def _log_drift(c: MlflowClient, run_id: str, drift: DriftReport) -> None:
+    c.set_tag(run_id, "genaug.drift", (
+        f"drift in {', '.join(drift.drifted_columns)}" if drift.drifted_columns
+        else ("no column drifted" if drift.available else drift.note))[:5000])
+    table = pd.DataFrame(drift.table(), columns=["column", "kind", "psi", "level", "top_bin",
+                                                 "expected_share", "actual_share"])
+    c.log_text(run_id, table.to_csv(index=False), "drift/columns.csv")
+    report = {"n_rows": drift.n_rows, "available": drift.available, "note": drift.note,
+              "max_psi": drift.max_psi, "drifted_columns": drift.drifted_columns,
+              "score_psi": drift.score_psi, "flag_rate": drift.flag_rate,
+              "expected_flag_rate": drift.expected_flag_rate, "min_rows": drift.min_rows,
+              "columns": drift.table()}
+    report = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in report.items()}
+    c.log_dict(run_id, report, "drift/drift.json")
+
+
+@_scoped
+def log_batch_run(
+    counts: dict[str, float],
+    files: list[dict[str, Any]],
+    *,
+    model_desc: str,
+    incoming: str,
+    experiment: str = SCORE_EXPERIMENT,
+) -> tuple[str, str]:
+    """Log one incoming-folder run: its totals as metrics, one row per file as
+    ``batch/files.csv``. Returns (run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    run = c.create_run(exp_id, run_name=f"batch-{Path(incoming).name}",
+                       tags={"genaug.kind": "batch"})
+    run_id = run.info.run_id
+    try:
+        c.log_batch(run_id, params=[Param("model", model_desc[:6000]),
+                                    Param("incoming", incoming[:6000])])
+        now = int(time.time() * 1000)
+        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+        if files:
+            c.log_text(run_id, pd.DataFrame(files).to_csv(index=False), "batch/files.csv")
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return run_id, run_url(run_id, exp_id)
+
+
 @_scoped
 def load_detector(ref: str | os.PathLike) -> tuple[AnomalyDetector, str]:
     """Load a detector from a model folder or an MLflow URI (``models:/name@champion``).
@@ -429,9 +476,16 @@ def log_scoring_run(
     output_file: str | None,
     threshold: float,
     extra_metrics: dict[str, float] | None = None,
+    drift: DriftReport | None = None,
     experiment: str = SCORE_EXPERIMENT,
 ) -> tuple[str, str]:
-    """Log one scoring job: counts, score quantiles and a histogram. Returns (run_id, url)."""
+    """Log one scoring job: counts, score quantiles and a histogram. Returns (run_id, url).
+
+    ``scores`` may be a sample of the file's scores: pass the file's true ``n_rows``,
+    ``n_flagged`` and ``flag_rate`` in ``extra_metrics``. With ``drift``, its metrics
+    (``max_psi``, ``n_drifted_columns``, ``score_psi``, ``expected_flag_rate``) are logged too,
+    the per-column table as ``drift/columns.csv`` and the report as ``drift/drift.json``.
+    """
     c = client()
     exp_id = experiment_id(c, experiment)
     run = c.create_run(exp_id, run_name=f"score-{Path(input_file).name}",
@@ -446,8 +500,10 @@ def log_scoring_run(
         m = {"n_rows": len(s), "n_flagged": int(scores["is_anomaly"].sum()),
              "flag_rate": float(scores["is_anomaly"].mean()),
              "score_median": float(np.median(s)), "score_p99": float(np.quantile(s, 0.99)),
-             **(extra_metrics or {})}
+             **(drift.metrics() if drift is not None else {}), **(extra_metrics or {})}
         c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in m.items()])
+        if drift is not None:
+            _log_drift(c, run_id, drift)
         _log_figure(c, run_id, _score_figure(s, threshold, f"Scores of {Path(input_file).name}"),
                     "plots/score_histogram.png")
         contrib = scores[[col for col in scores.columns if col.startswith("contrib_")]]
