@@ -81,6 +81,19 @@ class BatchResult:
                 "duplicates": len(self.duplicates), "skipped": len(self.skipped),
                 "failed": len(self.failed), "drifted_columns": len(self.drifted_columns)}
 
+    def add(self, outcome: FileOutcome) -> None:
+        """Record one file's outcome (``gone`` files are not recorded)."""
+        lists = {SCORED: self.scored, QUARANTINE: self.quarantined,
+                 DUPLICATE: self.duplicates, SKIPPED: self.skipped, FAILED: self.failed}
+        if outcome.status in lists:
+            lists[outcome.status].append(outcome.name)
+        sc = outcome.scored
+        if sc is not None:
+            self.rows_scored += sc.n_rows
+            self.rows_flagged += sc.n_flagged
+            self.files.append(FileSummary(outcome.name, str(sc.output), sc.n_rows,
+                                          sc.n_flagged, sc.drift))
+
     def summary(self) -> str:
         """One line for logs and the CLI."""
         drift = self.drifted_columns
@@ -108,6 +121,70 @@ def _move(src: Path, folder: Path, digest: str) -> Path:
     return dst
 
 
+SCORED, QUARANTINE, DUPLICATE, SKIPPED, FAILED, GONE = (
+    "scored", "quarantined", "duplicate", "skipped", "failed", "gone")
+
+
+@dataclass
+class FileOutcome:
+    """What :func:`process_file` did with one file; ``scored`` is set when it was scored.
+
+    ``gone``: the file was moved away, or claimed, by a concurrent run meanwhile.
+    """
+
+    name: str
+    status: str
+    scored: ScoredFile | None = None
+
+
+def process_file(
+    path: str | os.PathLike,
+    detector: AnomalyDetector,
+    *,
+    out: str | os.PathLike,
+    processed: str | os.PathLike,
+    quarantine: str | os.PathLike,
+    ledger: Ledger,
+    min_age: float = 2.0,
+    batch_rows: int = 65536,
+) -> FileOutcome:
+    """Steps 1 to 4 of the module docstring for one file; safe to run in parallel (the ledger
+    claim lets one run score a given content)."""
+    path = Path(path)
+    out, processed, quarantine = Path(out), Path(processed), Path(quarantine)
+    try:
+        if time.time() - path.stat().st_mtime < min_age:
+            return FileOutcome(path.name, SKIPPED)
+        digest = file_digest(path)
+        status = ledger.status(digest)
+        if status in (DONE, QUARANTINED):
+            _move(path, processed if status == DONE else quarantine, digest)
+            return FileOutcome(path.name, DUPLICATE)
+    except FileNotFoundError:  # moved away by a concurrent run meanwhile
+        return FileOutcome(path.name, GONE)
+    if not ledger.claim(digest, path.name):
+        return FileOutcome(path.name, GONE)  # another run is on it
+    try:
+        target = out / f"{path.stem}.scores.parquet"
+        if target.exists():  # another input with that stem was scored before: keep both
+            target = out / f"{path.stem}.{digest[:12]}.scores.parquet"
+        scored = score_file(path, detector, target, batch_rows=batch_rows)
+        _move(path, processed, digest)
+        ledger.finish(digest, DONE, str(target))
+        return FileOutcome(path.name, SCORED, scored)
+    except GenaugInputError as e:
+        err = e.with_file(str(path))
+        moved = _move(path, quarantine, digest)
+        write_json_atomic(err.to_dict(), moved.with_name(moved.name + ".reason.json"))
+        ledger.finish(digest, QUARANTINED, str(err))
+        log.warning("quarantined %s: %s", path.name, err)
+        return FileOutcome(path.name, QUARANTINE)
+    except Exception:
+        ledger.release(digest)
+        log.exception("could not process %s; left in place for the next run", path.name)
+        return FileOutcome(path.name, FAILED)
+
+
 def score_incoming(
     incoming: str | os.PathLike,
     detector: AnomalyDetector,
@@ -120,55 +197,20 @@ def score_incoming(
     batch_rows: int = 65536,
     on_scored: Callable[[Path, ScoredFile], None] | None = None,
 ) -> BatchResult:
-    """Process every file now in ``incoming`` (see the module docstring).
+    """Process every file now in ``incoming``, one after the other (see the module docstring).
 
     Each scored file's drift against the training data is in ``BatchResult.files``
     (:mod:`genaug.drift`); ``on_scored(output, scored)`` is called after each scored file.
     """
     res = BatchResult()
-    out, processed, quarantine = Path(out), Path(processed), Path(quarantine)
     for path in list_incoming(incoming):
-        try:
-            if time.time() - path.stat().st_mtime < min_age:
-                res.skipped.append(path.name)
-                continue
-            digest = file_digest(path)
-            status = ledger.status(digest)
-            if status in (DONE, QUARANTINED):
-                _move(path, processed if status == DONE else quarantine, digest)
-                res.duplicates.append(path.name)
-                continue
-        except FileNotFoundError:  # moved away by a concurrent run meanwhile
-            continue
-        if not ledger.claim(digest, path.name):
-            continue  # another run is on it
-        try:
-            target = out / f"{path.stem}.scores.parquet"
-            if target.exists():  # another input with that stem was scored before: keep both
-                target = out / f"{path.stem}.{digest[:12]}.scores.parquet"
-            scored = score_file(path, detector, target, batch_rows=batch_rows)
-            _move(path, processed, digest)
-            ledger.finish(digest, DONE, str(target))
-            res.scored.append(path.name)
-            res.rows_scored += scored.n_rows
-            res.rows_flagged += scored.n_flagged
-            res.files.append(FileSummary(path.name, str(target), scored.n_rows,
-                                         scored.n_flagged, scored.drift))
-        except GenaugInputError as e:
-            err = e.with_file(str(path))
-            moved = _move(path, quarantine, digest)
-            write_json_atomic(err.to_dict(), moved.with_name(moved.name + ".reason.json"))
-            ledger.finish(digest, QUARANTINED, str(err))
-            res.quarantined.append(path.name)
-            log.warning("quarantined %s: %s", path.name, err)
-        except Exception:
-            ledger.release(digest)
-            res.failed.append(path.name)
-            log.exception("could not process %s; left in place for the next run", path.name)
-            continue
-        if on_scored is not None and path.name in res.scored:
+        outcome = process_file(path, detector, out=out, processed=processed,
+                               quarantine=quarantine, ledger=ledger, min_age=min_age,
+                               batch_rows=batch_rows)
+        res.add(outcome)
+        if on_scored is not None and outcome.scored is not None:
             try:
-                on_scored(target, scored)
+                on_scored(outcome.scored.output, outcome.scored)
             except Exception:  # the file is scored and recorded; only the report failed
                 log.exception("reporting the scores of %s failed", path.name)
     return res

@@ -36,6 +36,7 @@ def _batch(args: argparse.Namespace) -> int:
     res = score_incoming_flow(
         incoming=args.incoming, model=args.model, out=args.out, processed=args.processed,
         quarantine=args.quarantine, ledger=args.ledger, min_age=args.min_age,
+        dask=args.dask, dask_workers=args.dask_workers,
     )
     print(res["summary"])
     for name in res["quarantined"]:
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ledger", default="data/ledger.sqlite")
     b.add_argument("--min-age", type=float, default=2.0,
                    help="skip files modified in the last N seconds (still being written)")
+    b.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="one task per file on Dask: a temporary local cluster (no value or "
+                        "'local') or a scheduler address (needs the distributed extra)")
+    b.add_argument("--dask-workers", type=int, default=2,
+                   help="worker processes of the local Dask cluster")
     b.set_defaults(func=_batch)
     u = sub.add_parser("ui", help="start the MLflow UI on the local store")
     u.add_argument("--host", default="127.0.0.1")

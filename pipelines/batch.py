@@ -8,8 +8,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from genaug.batch import BatchResult, score_incoming
+from genaug.batch import BatchResult, FileOutcome, list_incoming, process_file, score_incoming
+from genaug.detector import AnomalyDetector
 from genaug.ledger import Ledger
 from genaug.scoring import ScoredFile
 from pipelines._retry import retry_unless_bad_input
@@ -61,6 +63,58 @@ def process_folder(incoming: str, model: str, out: str, processed: str, quaranti
     return report(res, desc, quarantine)
 
 
+def dask_runner(dask: str, workers: int = 2) -> Any:
+    """A Prefect ``DaskTaskRunner``: a temporary local cluster of ``workers`` processes
+    (``dask="local"``) or the scheduler at address ``dask`` (e.g. ``tcp://10.0.0.5:8786``)."""
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as e:  # the optional extra
+        raise RuntimeError("Dask runs need the distributed extra: "
+                           "pip install -e '.[distributed]'") from e
+    if dask == "local":
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(address=dask)
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
+def load_model(model: str) -> tuple[AnomalyDetector, str]:
+    """The detector and its description, loaded once per run."""
+    from genaug import tracking
+
+    return tracking.load_detector(model)
+
+
+@task(cache_policy=NO_CACHE)
+def score_one(path: str, detector: AnomalyDetector, out: str, processed: str, quarantine: str,
+              ledger: str, min_age: float) -> FileOutcome:
+    """Claim, score and move one file (on a Dask worker); bad input is quarantined, not raised."""
+    return process_file(path, detector, out=out, processed=processed, quarantine=quarantine,
+                        ledger=Ledger(ledger), min_age=min_age)
+
+
+@flow(name="score-incoming-files")
+def score_files(incoming: str, model: str, out: str, processed: str, quarantine: str,
+                ledger: str, min_age: float, log_to_mlflow: bool) -> dict[str, Any]:
+    """One task per file on the flow's task runner (a Dask cluster); MLflow logging stays in
+    this process. The model is loaded once and shipped to the workers with each task."""
+    logger = get_run_logger()
+    det, desc = load_model(model)
+    futures = [score_one.submit(str(p), det, out, processed, quarantine, ledger, min_age)
+               for p in list_incoming(incoming)]
+    res = BatchResult()
+    for fut in futures:
+        outcome = fut.result()
+        res.add(outcome)
+        if log_to_mlflow and outcome.scored is not None:
+            try:
+                log_file(desc, det.threshold_, outcome.scored.output, outcome.scored)
+            except Exception:  # the file is scored and recorded; only the report failed
+                logger.exception("reporting the scores of %s failed", outcome.name)
+    logger.info("%s with %s", res.summary(), desc)
+    return report(res, desc, quarantine)
+
+
 @task(retries=2, retry_delay_seconds=5)
 def log_batch(res: dict[str, Any], incoming: str) -> str:
     """Log the run's totals and per-file table to MLflow (one ``batch`` run)."""
@@ -83,16 +137,28 @@ def score_incoming_flow(
     ledger: str = "data/ledger.sqlite",
     min_age: float = 2.0,
     log_to_mlflow: bool = True,
+    dask: str | None = None,
+    dask_workers: int = 2,
 ) -> dict[str, Any]:
     """Score every new Parquet/CSV file in ``incoming`` exactly once.
+
+    ``dask=None`` (the default) scores the files one after the other in this process.
+    ``dask="local"`` starts a temporary local Dask cluster of ``dask_workers`` processes and
+    ``dask="tcp://host:8786"`` uses a running scheduler: each file is then a task of the subflow
+    ``score-incoming-files`` (needs the ``distributed`` extra, and workers that see the same
+    folders and ledger; the ledger's claims keep every content scored once).
 
     Artifacts: ``incoming-batch`` (markdown summary) and ``incoming-batch-files`` (a table, one
     row per file with its counts and drift). With ``log_to_mlflow``, each scored file gets an
     MLflow scoring run and the whole run a ``batch`` run with the totals.
     """
     Path(incoming).mkdir(parents=True, exist_ok=True)
-    res = process_folder(incoming, model, out, processed, quarantine, ledger, min_age,
-                         log_to_mlflow)
+    if dask:
+        runner = score_files.with_options(task_runner=dask_runner(dask, dask_workers))
+        res = runner(incoming, model, out, processed, quarantine, ledger, min_age, log_to_mlflow)
+    else:
+        res = process_folder(incoming, model, out, processed, quarantine, ledger, min_age,
+                             log_to_mlflow)
     if log_to_mlflow:
         res["mlflow_url"] = log_batch(res, incoming)
     publish(res, incoming)
