@@ -15,6 +15,8 @@ def _train(args: argparse.Namespace) -> int:
     rec = train_detector(
         data=args.data, model_name=args.name, target=args.target, label_column=args.labels,
         random_state=args.seed, params=json.loads(args.params) if args.params else None,
+        validation_data=args.validation, validation_label=args.validation_label,
+        min_val_auc=args.min_val_auc, tolerance=args.tolerance,
     )
     print(json.dumps(rec, indent=2, default=str))
     return 0 if rec["promoted"] else 3
@@ -34,6 +36,7 @@ def _batch(args: argparse.Namespace) -> int:
     res = score_incoming_flow(
         incoming=args.incoming, model=args.model, out=args.out, processed=args.processed,
         quarantine=args.quarantine, ledger=args.ledger, min_age=args.min_age,
+        dask=args.dask, dask_workers=args.dask_workers,
     )
     print(res["summary"])
     for name in res["quarantined"]:
@@ -66,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--labels", help="column of 1 = anomaly labels for the registry gate")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--params", help='JSON of AnomalyDetector params, e.g. \'{"n_members": 1}\'')
+    t.add_argument("--validation", help="fixed labelled validation file for the champion gate")
+    t.add_argument("--validation-label", default="is_anomaly",
+                   help="its 0/1 label column (1 = anomaly)")
+    t.add_argument("--min-val-auc", type=float, default=0.6, help="ROC-AUC floor of the gate")
+    t.add_argument("--tolerance", type=float, default=0.0,
+                   help="promote if ROC-AUC >= champion's minus this")
     t.set_defaults(func=_train)
     s = sub.add_parser("score", help="score a file with a registered or saved detector")
     s.add_argument("--data", required=True, help="Parquet or CSV file")
@@ -83,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ledger", default="data/ledger.sqlite")
     b.add_argument("--min-age", type=float, default=2.0,
                    help="skip files modified in the last N seconds (still being written)")
+    b.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="one task per file on Dask: a temporary local cluster (no value or "
+                        "'local') or a scheduler address (needs the distributed extra)")
+    b.add_argument("--dask-workers", type=int, default=2,
+                   help="worker processes of the local Dask cluster")
     b.set_defaults(func=_batch)
     u = sub.add_parser("ui", help="start the MLflow UI on the local store")
     u.add_argument("--host", default="127.0.0.1")

@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .drift import DriftAccumulator, TrainingProfile
 from .errors import ModelFormatError
 from .forest import ArrayForest
 from .likelihood import ColumnNLL
@@ -198,6 +199,8 @@ class AnomalyDetector(BaseEstimator):
         val_idx, fit_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
         self.schema_ = schema
+        # compact bin counts of the training columns, for drift reports at scoring (genaug.drift)
+        self.profile_: TrainingProfile | None = TrainingProfile.fit(clean, schema)
         self._set_input_attrs(list(map(str, df.columns)), isinstance(X, pd.DataFrame))
         # all rows: a column whose few values all fell into the validation split must still
         # get normalisation constants (no labels are involved)
@@ -345,6 +348,16 @@ class AnomalyDetector(BaseEstimator):
                                index=index)
         return pd.concat([out, contrib], axis=1)
 
+    def drift_accumulator(self, min_rows: int | None = None) -> DriftAccumulator:
+        """A :class:`~genaug.drift.DriftAccumulator` for this model's training profile.
+
+        Column drift is unavailable (reported as such) for models saved before profiles existed.
+        """
+        check_is_fitted(self, "validation_scores_")
+        kw = {} if min_rows is None else {"min_rows": min_rows}
+        return DriftAccumulator(getattr(self, "profile_", None), self.schema_,
+                                self.validation_scores_, expected_flag_rate=self.flag_rate_, **kw)
+
     # ------------------------------------------------------------------------------- threshold
     def set_threshold(
         self, value: float | None = None, *, contamination: float | None = None
@@ -388,6 +401,7 @@ class AnomalyDetector(BaseEstimator):
             "validation_index": self.validation_index_,
             "decision_scores": self.decision_scores_,
             "history": self.history_,
+            "profile": None if self.profile_ is None else self.profile_.to_dict(),
             "calibrators": {k: c.q for k, c in self.calibrators_.items()},
             "forest": None if self.forest_ is None else {
                 "denominator": self.forest_.denominator, "max_depth": self.forest_.max_depth},
@@ -422,6 +436,9 @@ class AnomalyDetector(BaseEstimator):
         self.model_.to(self.device_).eval()
         self._nll = ColumnNLL(self.encoder_, self.device_)
         self.history_ = cfg["history"]
+        # absent in folders saved before drift profiles: drift is then reported as unavailable
+        profile = cfg.get("profile")
+        self.profile_ = None if profile is None else TrainingProfile.from_dict(profile)
         self.calibrators_ = {k: _Calibrator(np.asarray(q)) for k, q in cfg["calibrators"].items()}
         self.forest_ = None
         if cfg["forest"] is not None:

@@ -113,3 +113,15 @@ class ConstantColumnError(GenaugInputError):
 
 class ModelFormatError(GenaugError):
     """A saved model folder that is missing files, tampered with, or of an unknown version."""
+
+
+class TrackingUnavailableError(GenaugError):
+    """The MLflow tracking store cannot be reached or written (bad URI, locked or missing DB)."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(
+            f"MLflow tracking store {uri!r} is unavailable: {reason} "
+            "(check MLFLOW_TRACKING_URI; nothing was processed)"
+        )

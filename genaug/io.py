@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,11 +149,20 @@ def _read_csv(path: Path) -> pa.Table:
                                  expected="the same field count as the header",
                                  found=msg[:200]) from None
         if "Empty CSV" in msg:
-            raise EmptyInputError("the file is empty", file=str(path),
-                                  expected="a header and rows", found="no data") from None
+            with open(path, "rb") as fh:
+                text = fh.read(1 << 16).strip()
+            # Arrow says "empty" for a lone line without a line break too: do not call it empty
+            what = "no rows (a header line at most)" if text else "the file is empty"
+            raise EmptyInputError(what, file=str(path), expected="a header and rows",
+                                  found="one line, no line break" if text else "no data") from None
         raise CorruptFileError("not a readable CSV file", file=str(path),
                                expected="a CSV file", found=msg[:200]) from None
     names = table.column_names
+    for name, typ in zip(names, table.schema.types):
+        # invalid UTF-8 past the sniffed head makes Arrow fall back to raw bytes for the column
+        if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+            raise CorruptFileError("text is not valid UTF-8", file=str(path), column=name,
+                                   expected="UTF-8 text", found="bytes that are not UTF-8")
     if len(names) == 1:
         for other in (";", "\t", "|"):
             if other != delimiter and other in names[0]:
@@ -194,6 +204,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temps(folder: str | os.PathLike, older_than: float) -> list[Path]:
+    """Delete :func:`atomic_path` temp files in ``folder`` untouched for ``older_than`` seconds.
+
+    They are what a killed process leaves behind; a live writer keeps touching its temp file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    removed = []
+    for p in folder.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:

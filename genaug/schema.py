@@ -167,6 +167,24 @@ def _is_categorical_dtype(s: pd.Series) -> bool:
     )
 
 
+def _nested_value(s: pd.Series) -> Any:
+    """The first list, dict, set or array in an object column (a nested Parquet type), or None."""
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) != "mixed":
+        return None
+    for v in s:
+        if isinstance(v, (list, tuple, dict, set, np.ndarray)):
+            return v
+    return None
+
+
+def _check_not_nested(s: pd.Series, name: str, file: str | None) -> None:
+    v = _nested_value(s)
+    if v is not None:
+        raise DtypeError("nested values (lists or structs) in a column", file=file, column=name,
+                         expected="one scalar per cell",
+                         found=f"{type(v).__name__} values such as {str(v)[:40]}")
+
+
 def infer_schema(
     df: pd.DataFrame,
     *,
@@ -203,6 +221,7 @@ def infer_schema(
             continue
         s = df[name]
         col = str(name)
+        _check_not_nested(s, col, file)
         n_missing = int(s.isna().sum())
         if n_missing == n:
             raise AllMissingError(
@@ -291,6 +310,7 @@ def _clean_column(
     s: pd.Series, spec: ColumnSpec, file: str | None, handle_unknown: str
 ) -> np.ndarray:
     n = len(s)
+    _check_not_nested(s, spec.name, file)
     if spec.kind in (NUMERIC, DATETIME):
         if spec.kind == DATETIME:
             try:
@@ -303,6 +323,11 @@ def _clean_column(
                                  expected="datetime", found=str(e)[:80]) from None
         elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
+        elif pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+            # pd.to_numeric would pass them on silently as nanosecond counts
+            raise DtypeError("dates or durations in a numeric column", file=file,
+                             column=spec.name, expected=f"numeric ({spec.dtype})",
+                             found=str(s.dtype))
         elif pd.api.types.is_bool_dtype(s):
             raise DtypeError("boolean values in a numeric column", file=file, column=spec.name,
                              expected=f"numeric ({spec.dtype})", found=str(s.dtype))

@@ -11,18 +11,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .detector import AnomalyDetector
+from .drift import DriftReport
 from .errors import MissingColumnError
 from .io import PARQUET_SUFFIXES, atomic_path, iter_parquet_batches, read_table
 
 
 @dataclass
 class ScoredFile:
-    """Totals of a scored file and the first ``sample_rows`` score rows (for reports)."""
+    """Totals of a scored file, the first ``sample_rows`` score rows (for reports) and its drift
+    against the training data (:mod:`genaug.drift`; None if not asked for)."""
 
     output: Path
     n_rows: int
     n_flagged: int
     sample: pd.DataFrame
+    drift: DriftReport | None = None
 
 
 def score_file(
@@ -33,13 +36,18 @@ def score_file(
     key_column: str | None = None,
     batch_rows: int = 65536,
     sample_rows: int = 100_000,
+    metadata: dict[str, str] | None = None,
+    drift: bool = True,
 ) -> ScoredFile:
     """Validate and score ``data`` into ``out`` (Parquet) without loading it whole.
 
     Parquet inputs are streamed in ``batch_rows`` batches; CSV files are read whole. The
     output holds a row key (``key_column``'s values, else ``row`` = 0, 1, ...), ``score``,
     ``is_anomaly`` and ``contrib_<column>``; it appears only once every batch has been scored
-    (temp file, then rename), so a bad row anywhere leaves no partial output.
+    (temp file, then rename), so a bad row anywhere leaves no partial output. ``metadata`` is
+    added to the output's Parquet key-value metadata (e.g. the input's hash, for provenance).
+    With ``drift``, each batch's rows and scores are also counted into the training bins
+    (bounded memory) and the PSI report comes back in :attr:`ScoredFile.drift`.
     """
     data = Path(data)
     file = str(data)
@@ -51,6 +59,7 @@ def score_file(
     n_rows = n_flagged = 0
     samples: list[pd.DataFrame] = []
     kept = 0
+    acc = detector.drift_accumulator() if drift else None
     with atomic_path(out) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
@@ -65,15 +74,21 @@ def score_file(
                        else range(n_rows, n_rows + len(df)))
                 scores.insert(0, key_column or "row", key)
                 table = pa.Table.from_pandas(scores, preserve_index=False)
+                if metadata:
+                    table = table.replace_schema_metadata(
+                        {**(table.schema.metadata or {}), **metadata})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
                 n_rows += len(scores)
                 n_flagged += int(scores["is_anomaly"].sum())
+                if acc is not None:
+                    acc.update(df, scores["score"].to_numpy(), scores["is_anomaly"].to_numpy())
                 if kept < sample_rows:
                     samples.append(scores.head(sample_rows - kept))
                     kept += len(samples[-1])
         finally:
             if writer is not None:
                 writer.close()
-    return ScoredFile(Path(out), n_rows, n_flagged, pd.concat(samples, ignore_index=True))
+    return ScoredFile(Path(out), n_rows, n_flagged, pd.concat(samples, ignore_index=True),
+                      None if acc is None else acc.report())

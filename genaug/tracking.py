@@ -12,6 +12,7 @@ import contextlib
 import functools
 import math
 import os
+import sqlite3
 import tempfile
 import time
 import warnings
@@ -34,6 +35,9 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from .detector import AnomalyDetector  # noqa: E402
+from .drift import DriftReport  # noqa: E402
+from .errors import GenaugInputError, ModelFormatError, TrackingUnavailableError  # noqa: E402
+from .gate import GateDecision  # noqa: E402
 
 T = TypeVar("T")
 CHAMPION = "champion"
@@ -49,6 +53,47 @@ def tracking_uri() -> str:
     root = Path.cwd() / "mlruns"
     root.mkdir(exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def check_store(uri: str | None = None, timeout: float = 2.0) -> str:
+    """Check the tracking store can be written now; return its URI or raise a clear error.
+
+    Jobs call this before touching any file, so an unreachable store fails them early (and
+    their retries apply) instead of after files were moved. A SQLite store is probed with a
+    write lock taken and released within ``timeout`` seconds (MLflow itself would wait ~20 s per
+    call on a locked database); other stores with one read.
+    """
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:"):
+        _check_sqlite(uri, timeout)
+        return uri
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:  # MLflow raises MlflowException, OSError, its own URI errors...
+        raise TrackingUnavailableError(uri, f"{type(e).__name__}: {str(e)[:200]}") from None
+    return uri
+
+
+def _check_sqlite(uri: str, timeout: float) -> None:
+    path = uri.split("?", 1)[0][len("sqlite:"):]
+    if path in ("", "//", "///", "///:memory:"):
+        return  # in-memory store: nothing to check
+    path = Path(path[3:] if path.startswith("///") else path.lstrip("/"))
+    if not path.exists():
+        parent = path.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise TrackingUnavailableError(uri, f"folder {str(parent)!r} is missing or not "
+                                                "writable, so the database cannot be created")
+        return  # MLflow creates the database on first use
+    try:
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock MLflow needs; released at once
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise TrackingUnavailableError(uri, f"SQLite: {e}") from None
 
 
 def client() -> MlflowClient:
@@ -214,6 +259,8 @@ class TrainingRecord:
     promoted: bool
     gate: str
     url: str
+    champion_version: int | None = None
+    comparison: dict[str, Any] | None = None
 
 
 @_scoped
@@ -230,13 +277,24 @@ def log_detector_training(
     experiment: str = TRAIN_EXPERIMENT,
     run_name: str | None = None,
     extra_params: dict[str, Any] | None = None,
+    decision: GateDecision | None = None,
+    validation_source: str | None = None,
 ) -> TrainingRecord:
     """Log a fitted detector: params, per-epoch losses, dataset, plots, model; register it.
 
-    The ``champion`` alias moves to the new version only if every logged loss is finite and,
-    when ``labels`` (1 = anomaly, aligned with ``X``) are given, the ROC-AUC on the detector's
-    held-out validation rows is at least ``min_val_auc`` (it fails when those rows hold only
-    one class).
+    The ``champion`` alias moves to the new version only if every logged loss is finite and:
+
+    * with ``decision`` (:func:`genaug.gate.compare` on a fixed labelled validation file,
+      ``validation_source``): the decision promotes it. Its numbers are logged as ``gate_*``
+      metrics, the reason as the ``genaug.gate`` tag, the whole decision as
+      ``gate/decision.json``;
+    * else, when ``labels`` (1 = anomaly, aligned with ``X``) are given: the ROC-AUC on the
+      detector's held-out validation rows is at least ``min_val_auc`` (it fails when those rows
+      hold only one class);
+    * else: finite losses are the only check.
+
+    With ``decision`` and ``labels`` both given, the held-out ROC-AUC is logged but only the
+    decision gates.
     """
     uri = tracking_uri()
     c = MlflowClient(tracking_uri=uri)
@@ -283,6 +341,9 @@ def log_detector_training(
             else:
                 gate = ("failed: labels given but the held-out validation rows hold one class, "
                         "so the ROC-AUC floor cannot be checked")
+        if decision is not None:
+            summary.update(decision.metrics())
+            gate = decision.reason if finite else "failed: non-finite training loss"
         metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
         for i in range(0, len(metrics), 900):
             c.log_batch(run_id, metrics=metrics[i:i + 900])
@@ -324,16 +385,104 @@ def log_detector_training(
             if gate.startswith("passed"):
                 c.set_registered_model_alias(register_as, CHAMPION, str(version))
                 promoted = True
-        c.set_tag(run_id, "genaug.gate", gate)
+        champion_version = _alias_version(c, register_as) if register_as else None
+        c.set_tag(run_id, "genaug.gate", gate[:5000])
+        if decision is not None:
+            c.set_tag(run_id, "genaug.gate.decision", "promoted" if promoted else "kept champion")
+            c.set_tag(run_id, "genaug.gate.champion", decision.champion_desc or "none")
+            c.set_tag(run_id, "genaug.gate.validation_data", validation_source or "")
+            c.log_dict(run_id, {**decision.to_dict(), "final_gate": gate, "promoted": promoted},
+                       "gate/decision.json")
         c.set_terminated(run_id, "FINISHED")
     except BaseException:
         c.set_terminated(run_id, "FAILED")
         raise
     return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
-                          run_url(run_id, exp_id))
+                          run_url(run_id, exp_id), champion_version,
+                          None if decision is None else decision.to_dict())
+
+
+def _alias_version(c: MlflowClient, name: str, alias: str = CHAMPION) -> int | None:
+    """The version ``name@alias`` points to, or None (no such model or alias)."""
+    try:
+        rm = c.get_registered_model(name)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = rm.aliases.get(alias)
+    return None if version is None else int(version)
+
+
+@_scoped
+def load_champion(
+    name: str, alias: str = CHAMPION
+) -> tuple[AnomalyDetector | None, str | None, str | None]:
+    """The detector under ``models:/name@alias`` for the retrain gate.
+
+    Returns ``(detector, description, None)``; ``(None, None, None)`` when there is no such
+    model or alias yet; ``(None, description, reason)`` when it exists but cannot be loaded
+    (a broken or foreign model folder): the gate then treats it as unusable.
+    """
+    c = client()
+    version = _alias_version(c, name, alias)
+    if version is None:
+        return None, None, None
+    desc = f"champion v{version}"
+    try:
+        detector, _ = load_detector(f"models:/{name}/{version}")
+    except (GenaugInputError, ModelFormatError) as e:
+        return None, desc, f"{type(e).__name__}: {e}"
+    return detector, desc, None
 
 
 # ---------------------------------------------------------------------------------- scoring
+def _log_drift(c: MlflowClient, run_id: str, drift: DriftReport) -> None:
+    c.set_tag(run_id, "genaug.drift", (
+        f"drift in {', '.join(drift.drifted_columns)}" if drift.drifted_columns
+        else ("no column drifted" if drift.available else drift.note))[:5000])
+    table = pd.DataFrame(drift.table(), columns=["column", "kind", "psi", "level", "top_bin",
+                                                 "expected_share", "actual_share"])
+    c.log_text(run_id, table.to_csv(index=False), "drift/columns.csv")
+    report = {"n_rows": drift.n_rows, "available": drift.available, "note": drift.note,
+              "max_psi": drift.max_psi, "drifted_columns": drift.drifted_columns,
+              "score_psi": drift.score_psi, "flag_rate": drift.flag_rate,
+              "expected_flag_rate": drift.expected_flag_rate, "min_rows": drift.min_rows,
+              "columns": drift.table()}
+    report = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in report.items()}
+    c.log_dict(run_id, report, "drift/drift.json")
+
+
+@_scoped
+def log_batch_run(
+    counts: dict[str, float],
+    files: list[dict[str, Any]],
+    *,
+    model_desc: str,
+    incoming: str,
+    experiment: str = SCORE_EXPERIMENT,
+) -> tuple[str, str]:
+    """Log one incoming-folder run: its totals as metrics, one row per file as
+    ``batch/files.csv``. Returns (run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    run = c.create_run(exp_id, run_name=f"batch-{Path(incoming).name}",
+                       tags={"genaug.kind": "batch"})
+    run_id = run.info.run_id
+    try:
+        c.log_batch(run_id, params=[Param("model", model_desc[:6000]),
+                                    Param("incoming", incoming[:6000])])
+        now = int(time.time() * 1000)
+        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+        if files:
+            c.log_text(run_id, pd.DataFrame(files).to_csv(index=False), "batch/files.csv")
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return run_id, run_url(run_id, exp_id)
+
+
 @_scoped
 def load_detector(ref: str | os.PathLike) -> tuple[AnomalyDetector, str]:
     """Load a detector from a model folder or an MLflow URI (``models:/name@champion``).
@@ -369,9 +518,16 @@ def log_scoring_run(
     output_file: str | None,
     threshold: float,
     extra_metrics: dict[str, float] | None = None,
+    drift: DriftReport | None = None,
     experiment: str = SCORE_EXPERIMENT,
 ) -> tuple[str, str]:
-    """Log one scoring job: counts, score quantiles and a histogram. Returns (run_id, url)."""
+    """Log one scoring job: counts, score quantiles and a histogram. Returns (run_id, url).
+
+    ``scores`` may be a sample of the file's scores: pass the file's true ``n_rows``,
+    ``n_flagged`` and ``flag_rate`` in ``extra_metrics``. With ``drift``, its metrics
+    (``max_psi``, ``n_drifted_columns``, ``score_psi``, ``expected_flag_rate``) are logged too,
+    the per-column table as ``drift/columns.csv`` and the report as ``drift/drift.json``.
+    """
     c = client()
     exp_id = experiment_id(c, experiment)
     run = c.create_run(exp_id, run_name=f"score-{Path(input_file).name}",
@@ -386,8 +542,10 @@ def log_scoring_run(
         m = {"n_rows": len(s), "n_flagged": int(scores["is_anomaly"].sum()),
              "flag_rate": float(scores["is_anomaly"].mean()),
              "score_median": float(np.median(s)), "score_p99": float(np.quantile(s, 0.99)),
-             **(extra_metrics or {})}
+             **(drift.metrics() if drift is not None else {}), **(extra_metrics or {})}
         c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in m.items()])
+        if drift is not None:
+            _log_drift(c, run_id, drift)
         _log_figure(c, run_id, _score_figure(s, threshold, f"Scores of {Path(input_file).name}"),
                     "plots/score_histogram.png")
         contrib = scores[[col for col in scores.columns if col.startswith("contrib_")]]

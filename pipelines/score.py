@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,11 @@ def score_file(data: str, model: str, out: str, key_column: str | None) -> dict[
     fd, sample = tempfile.mkstemp(prefix="genaug-scores-sample-", suffix=".parquet")
     os.close(fd)
     scored.sample.to_parquet(sample)  # a bounded sample for the MLflow report
+    d = scored.drift
+    if d is not None and d.drifted_columns:
+        logger.warning("drift (PSI > 0.25) in %s", ", ".join(d.drifted_columns))
     return {"output": out, "model": desc, "threshold": det.threshold_, "sample": str(sample),
-            "n_rows": scored.n_rows, "n_flagged": scored.n_flagged}
+            "n_rows": scored.n_rows, "n_flagged": scored.n_flagged, "drift": d}
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
@@ -46,13 +50,15 @@ def log_scores(data: str, scored: dict[str, Any]) -> dict[str, Any]:
     sample = pd.read_parquet(scored["sample"])
     run_id, url = tracking.log_scoring_run(
         sample, model_desc=scored["model"], input_file=data, output_file=scored["output"],
-        threshold=scored["threshold"],
+        threshold=scored["threshold"], drift=scored["drift"],
         extra_metrics={"n_rows": scored["n_rows"], "n_flagged": scored["n_flagged"],
                        "flag_rate": scored["n_flagged"] / max(scored["n_rows"], 1)},
     )
     Path(scored["sample"]).unlink(missing_ok=True)
+    d = scored["drift"]
     return {"run_id": run_id, "url": url, "n_rows": scored["n_rows"],
-            "n_flagged": scored["n_flagged"]}
+            "n_flagged": scored["n_flagged"],
+            "drifted_columns": [] if d is None else d.drifted_columns}
 
 
 @flow(name="score", log_prints=True)
@@ -71,9 +77,12 @@ def score(
         markdown=(f"### Scored `{data}`\n\n| item | value |\n|---|---|\n"
                   f"| model | {scored['model']} |\n| rows | {logged['n_rows']} |\n"
                   f"| flagged | {logged['n_flagged']} |\n| output | `{out}` |\n"
+                  f"| drifted columns (PSI > 0.25) | "
+                  f"{', '.join(logged['drifted_columns']) or 'none'} |\n"
                   f"| MLflow run | {logged['url']} |\n"),
     )
-    return {**scored, **logged}
+    d = scored["drift"]
+    return {**scored, **logged, "drift": None if d is None else asdict(d)}
 
 
 if __name__ == "__main__":

@@ -46,3 +46,13 @@ def test_train_then_score_and_bad_file(prefect_api, mlflow_store):
     rc, _, err = _run(["score", "--data", str(bad), "--model", "models:/cli-model@champion"])
     assert rc == 2
     assert "bad.csv" in err and "CSV" not in err.split("bad.csv")[0]
+
+
+def test_batch_dask_option_parses():
+    from genaug.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["batch"]).dask is None  # the default: sequential, in this process
+    assert p.parse_args(["batch", "--dask"]).dask == "local"
+    args = p.parse_args(["batch", "--dask", "tcp://10.0.0.5:8786", "--dask-workers", "4"])
+    assert args.dask == "tcp://10.0.0.5:8786" and args.dask_workers == 4
