@@ -7,8 +7,11 @@ column's median and categorical gaps become a level of their own, only to find n
 interpolate. The original rows come back unchanged (with their gaps); synthetic rows carry
 interpolated numbers and, where the level drawn was "missing", a missing category.
 
-:func:`make_arm` turns an arm name ("none", "random", "smote") into a factory ``seed ->
-sampler | None`` as :func:`genaug.evaluation.evaluate_augmentation` expects.
+:func:`make_arm` turns an arm name into a factory ``seed -> sampler | None`` as
+:func:`genaug.evaluation.evaluate_augmentation` expects: "none", "random", "smote", and
+genaug's own generators "vae", "gan" and "default" (the :class:`~genaug.Augmenter`'s default
+model), optionally with an anomaly filter: "+drop" (drop training rows the detector flags),
+"+reject" (redraw synthetic rows it flags) or "+filter" (both), e.g. ``"vae+filter"``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from sklearn.base import BaseEstimator
 from .errors import GenaugInputError
 
 MISSING_LEVEL = "__missing__"
-ARM_NAMES = ("none", "random", "smote")
+ARM_NAMES = ("none", "random", "smote", "vae", "gan", "default")
+FILTERS = {"": {}, "drop": {"drop_anomalies": True}, "reject": {"reject_anomalies": True},
+           "filter": {"drop_anomalies": True, "reject_anomalies": True}}
 
 
 def is_numeric_column(s: pd.Series) -> bool:
@@ -104,10 +109,11 @@ class SmoteSampler(BaseEstimator):
 
 
 def make_arm(name: str, **params: Any) -> Callable[[int], Any]:
-    """A factory ``seed -> sampler | None`` for a named arm ("none", "random", "smote").
+    """A factory ``seed -> sampler | None`` for a named arm (module docstring).
 
-    ``params`` go to the sampler (:class:`~imblearn.over_sampling.RandomOverSampler` or
-    :class:`SmoteSampler`), e.g. ``k_neighbors=3``.
+    ``params`` go to the sampler (:class:`~imblearn.over_sampling.RandomOverSampler`,
+    :class:`SmoteSampler` or :class:`~genaug.Augmenter`), e.g. ``k_neighbors=3`` or
+    ``max_steps=300``.
     """
     if name == "none":
         if params:
@@ -117,7 +123,21 @@ def make_arm(name: str, **params: Any) -> Callable[[int], Any]:
         return lambda seed: RandomOverSampler(random_state=seed, **params)
     if name == "smote":
         return lambda seed: SmoteSampler(random_state=seed, **params)
+    if is_generator_arm(name):
+        from .augmenter import Augmenter
+
+        model, _, filt = name.partition("+")
+        opts = {**params, **FILTERS[filt]}
+        if model != "default":
+            opts["model"] = model
+        return lambda seed: Augmenter(random_state=seed, **opts)
     raise ValueError(f"unknown arm {name!r}: expected one of {ARM_NAMES} or a factory")
+
+
+def is_generator_arm(name: str) -> bool:
+    """Whether ``name`` is one of genaug's generators ("vae", "gan+filter", ...)."""
+    model, sep, filt = name.partition("+")
+    return model in ("vae", "gan", "default") and filt in FILTERS and bool(filt) == bool(sep)
 
 
 def _none(seed: int) -> None:

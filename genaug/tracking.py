@@ -12,6 +12,7 @@ import contextlib
 import functools
 import math
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -34,15 +35,22 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import DatasetInput, InputTag, Metric, Param  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
+from .augmented import Manifest  # noqa: E402
+from .augmenter import Augmenter  # noqa: E402
 from .detector import AnomalyDetector  # noqa: E402
 from .drift import DriftReport  # noqa: E402
 from .errors import GenaugInputError, ModelFormatError, TrackingUnavailableError  # noqa: E402
+from .evaluation import EvaluationResult  # noqa: E402
+from .fidelity import FidelityReport  # noqa: E402
 from .gate import GateDecision  # noqa: E402
 
 T = TypeVar("T")
 CHAMPION = "champion"
 TRAIN_EXPERIMENT = "genaug-detector"
 SCORE_EXPERIMENT = "genaug-scoring"
+AUGMENTER_EXPERIMENT = "genaug-augmenter"
+EVALUATION_EXPERIMENT = "genaug-augmentation-eval"
+AUGMENT_EXPERIMENT = "genaug-augmented-data"
 
 
 def tracking_uri() -> str:
@@ -492,21 +500,24 @@ def load_detector(ref: str | os.PathLike) -> tuple[AnomalyDetector, str]:
     ref = str(ref)
     if "://" not in ref and not ref.startswith("models:/"):
         return AnomalyDetector.load(ref), f"folder {ref}"
-    uri = tracking_uri()
-    c = MlflowClient(tracking_uri=uri)
+    mv = _model_version(ref)
+    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    return model.unwrap_python_model().detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+
+
+def _model_version(ref: str) -> Any:
+    """The registry entry of ``models:/name@alias`` or ``models:/name/version``."""
+    c = client()
     if not ref.startswith("models:/"):
         raise ValueError(f"unsupported model reference {ref!r}: use a folder or models:/...")
     body = ref[len("models:/"):]
     if "@" in body:
         name, alias = body.split("@", 1)
-        mv = c.get_model_version_by_alias(name, alias)
-    elif "/" in body:
+        return c.get_model_version_by_alias(name, alias)
+    if "/" in body:
         name, version = body.split("/", 1)
-        mv = c.get_model_version(name, version)
-    else:
-        raise ValueError(f"model reference {ref!r} needs an alias (@champion) or a version")
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
-    return model.unwrap_python_model().detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+        return c.get_model_version(name, version)
+    raise ValueError(f"model reference {ref!r} needs an alias (@champion) or a version")
 
 
 @_scoped
@@ -559,3 +570,314 @@ def log_scoring_run(
         c.set_terminated(run_id, "FAILED")
         raise
     return run_id, run_url(run_id, exp_id)
+
+
+# ---------------------------------------------------------------------------------- augmenter
+class AugmenterModel(mlflow.pyfunc.PythonModel):
+    """Registry wrapper: ``predict`` takes rows of (``label``, ``n``) and returns ``n``
+    synthetic rows of each ``label`` (as text, matched to the classes), with a ``label``
+    column."""
+
+    def load_context(self, context: Any) -> None:
+        self.augmenter = Augmenter.load(context.artifacts["augmenter"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        aug = self.augmenter
+        classes = {str(c): c for c in aug.classes_.tolist()}
+        frames = []
+        for label, n in zip(model_input["label"].astype(str), model_input["n"].astype(int)):
+            if label not in classes:
+                raise GenaugInputError("unknown label", column="label",
+                                       expected=f"one of {sorted(classes)}", found=repr(label))
+            X, y = aug.sample(int(n), label=classes[label])
+            frames.append(X.assign(label=[str(v) for v in y]))
+        return pd.concat(frames, ignore_index=True)
+
+
+_AUGMENTER_CODE = """\
+import mlflow
+from genaug.tracking import AugmenterModel
+
+mlflow.models.set_model(AugmenterModel())
+"""
+
+
+def _history_figure(history: list[dict[str, Any]]) -> plt.Figure:
+    """Losses and validation C2ST per epoch (VAE) and per check (latent GAN)."""
+    h = pd.DataFrame(history)
+    phases = [p for p in ("vae", "gan") if "phase" in h and (h["phase"] == p).any()] or ["vae"]
+    fig, axes = plt.subplots(2, len(phases), figsize=(5.5 * len(phases), 6), squeeze=False)
+    for j, phase in enumerate(phases):
+        g = h[h["phase"] == phase] if "phase" in h else h
+        x = "gan_step" if phase == "gan" else "epoch"
+        for key in [k for k in g.columns if k.endswith("loss")]:
+            v = g.dropna(subset=[key])
+            axes[0, j].plot(v[x], v[key], label=key)
+        axes[0, j].set(title=f"{phase.upper()} losses", xlabel=x)
+        axes[0, j].legend(fontsize=8)
+        if "val_c2st" in g:
+            v = g.dropna(subset=["val_c2st"])
+            axes[1, j].plot(v[x], v["val_c2st"], marker="o")
+        axes[1, j].axhline(0.5, color="grey", ls="--", lw=0.8)
+        axes[1, j].set(title="validation C2ST AUC (0.5 = indistinguishable)", xlabel=x)
+    fig.tight_layout()
+    return fig
+
+
+def _history_metrics(history: list[dict[str, Any]], now: int) -> list[Metric]:
+    """Every number of every history record as ``<phase>_<key>``, stepped by epoch or
+    generator step."""
+    out = []
+    for rec in history:
+        phase = rec.get("phase", "vae")
+        step = int(rec.get("gan_step", rec.get("epoch", 0)))
+        for k, v in rec.items():
+            if k in ("epoch", "step", "gan_step", "phase") or isinstance(v, (bool, str)):
+                continue
+            if isinstance(v, (int, float, np.number)) and math.isfinite(float(v)):
+                out.append(Metric(f"{phase}_{k}", float(v), now, step))
+    return out
+
+
+def _register(c: MlflowClient, name: str, info: Any, run_id: str, gate: str) -> tuple[int, bool]:
+    """A new version of ``name`` from a logged model; ``champion`` moves if the gate passed."""
+    try:
+        c.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        c.create_registered_model(name)
+    mv = c.create_model_version(name, source=f"models:/{info.model_id}", run_id=run_id,
+                                model_id=info.model_id)
+    version = int(mv.version)
+    c.set_model_version_tag(name, str(version), "genaug.gate", gate[:5000])
+    c.set_model_version_tag(name, str(version), "genaug.run_id", run_id)
+    if gate.startswith("passed"):
+        c.set_registered_model_alias(name, CHAMPION, str(version))
+        return version, True
+    return version, False
+
+
+@_scoped
+def log_augmenter_training(
+    augmenter: Augmenter,
+    X: pd.DataFrame,
+    y: Any,
+    *,
+    dataset_name: str,
+    source: str | None = None,
+    register_as: str | None = "genaug-augmenter",
+    fidelity: FidelityReport | None = None,
+    max_c2st: float = 0.9,
+    fit_seconds: float | None = None,
+    extra_params: dict[str, Any] | None = None,
+    experiment: str = AUGMENTER_EXPERIMENT,
+) -> TrainingRecord:
+    """Log a fitted augmenter: params, per-epoch losses and C2ST, fidelity metrics and plots,
+    the training table, the model; register it.
+
+    ``champion`` moves to the new version when every loss is finite and, with ``fidelity``,
+    its C2ST AUC is at most ``max_c2st`` (a generator a classifier tells from real rows almost
+    perfectly is not promoted).
+    """
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    run = c.create_run(exp_id, run_name=f"augmenter-{dataset_name}",
+                       tags={"genaug.kind": "augmenter-training", "genaug.dataset": dataset_name})
+    run_id = run.info.run_id
+    try:
+        params = {**augmenter.get_params(), "n_rows": len(X),
+                  "n_features": augmenter.n_features_in_,
+                  "classes": ",".join(map(str, augmenter.classes_.tolist())),
+                  "class_counts": ",".join(map(str, augmenter.class_counts_.tolist())),
+                  "n_steps": augmenter.n_steps_, "best_epoch": augmenter.best_epoch_,
+                  "n_dropped_anomalies": augmenter.n_dropped_, **(extra_params or {})}
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        now = int(time.time() * 1000)
+        metrics = _history_metrics(augmenter.history_, now)
+        summary: dict[str, float] = {f"seconds_{k}": float(v)
+                                     for k, v in getattr(augmenter, "timings_", {}).items()}
+        if fit_seconds is not None:
+            summary["fit_seconds"] = fit_seconds
+        losses = [m.value for m in metrics if m.key.endswith("loss")]
+        nonfinite = [r for r in augmenter.history_ for k, v in r.items()
+                     if k.endswith("loss") and not math.isfinite(float(v))]
+        gate = ("failed: non-finite training loss" if nonfinite or not losses
+                else "passed: finite losses")
+        if fidelity is not None:
+            fd = {f"fidelity_{k}": v for k, v in fidelity.to_dict().items()
+                  if not (isinstance(v, float) and math.isnan(v))}
+            summary.update(fd)
+            auc = fidelity.c2st.auc_mean if fidelity.c2st is not None else float("nan")
+            if gate.startswith("passed") and auc > max_c2st:
+                gate = f"failed: C2ST AUC {auc:.3f} above {max_c2st} (synthetic rows too easy " \
+                       "to tell from real ones)"
+            elif gate.startswith("passed") and math.isfinite(auc):
+                gate = f"passed: finite losses, C2ST AUC {auc:.3f} <= {max_c2st}"
+            for name, fig in fidelity.figures().items():
+                c.log_figure(run_id, fig, f"plots/{name}")
+            c.log_text(run_id, fidelity.marginals.to_csv(index=False),
+                       "fidelity/marginals.csv")
+        metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
+        for i in range(0, len(metrics), 900):
+            c.log_batch(run_id, metrics=metrics[i:i + 900])
+        labelled = X.reset_index(drop=True).assign(**{"__label__": np.asarray(y)})
+        _log_dataset(c, run_id, labelled, dataset_name, source, "training")
+        if augmenter.history_:
+            _log_figure(c, run_id, _history_figure(augmenter.history_),
+                        "plots/training_curves.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = augmenter.save(Path(tmp) / "augmenter")
+            example = pd.DataFrame({"label": [str(augmenter.classes_[0])], "n": [3]})
+            wrapper = AugmenterModel()
+            wrapper.augmenter = augmenter
+            signature = infer_signature(example, wrapper.predict(None, example))
+            code = Path(tmp) / "augmenter_model.py"
+            code.write_text(_AUGMENTER_CODE)
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name="augmenter", python_model=str(code),
+                    artifacts={"augmenter": str(folder)}, signature=signature,
+                    pip_requirements=_requirements(), input_example=example,
+                    code_paths=[str(Path(__file__).parent)],
+                )
+        version, promoted = None, False
+        if register_as:
+            version, promoted = _register(c, register_as, info, run_id, gate)
+        champion_version = _alias_version(c, register_as) if register_as else None
+        c.set_tag(run_id, "genaug.gate", gate[:5000])
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
+                          run_url(run_id, exp_id), champion_version)
+
+
+@_scoped
+def load_augmenter(ref: str | os.PathLike) -> tuple[Augmenter, dict[str, Any]]:
+    """Load an augmenter from a folder or ``models:/name@alias`` / ``models:/name/version``.
+
+    Returns it and what was loaded (``ref``, ``name``, ``version``, ``run_id``; None for a
+    folder).
+    """
+    ref = str(ref)
+    if not ref.startswith("models:/"):
+        return Augmenter.load(ref), {"ref": ref, "name": None, "version": None, "run_id": None}
+    mv = _model_version(ref)
+    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    return model.unwrap_python_model().augmenter, {
+        "ref": ref, "name": mv.name, "version": int(mv.version), "run_id": mv.run_id}
+
+
+# ---------------------------------------------------------------------------------- datasets
+@_scoped
+def log_augmented_dataset(
+    frame: pd.DataFrame,
+    manifest: Manifest,
+    *,
+    log_file: bool = True,
+    experiment: str = AUGMENT_EXPERIMENT,
+) -> tuple[str, str]:
+    """Log an augmented table: the source and the output as datasets, the manifest, row
+    counts, and (``log_file``) the Parquet file itself as an artifact. Returns (run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    out = Path(manifest.output)
+    run = c.create_run(exp_id, run_name=f"augment-{Path(manifest.source).stem}",
+                       tags={"genaug.kind": "augmented-dataset",
+                             "genaug.model": str(manifest.model.get("ref"))})
+    run_id = run.info.run_id
+    try:
+        params = {"source": manifest.source, "source_sha256": manifest.source_sha256,
+                  "output": manifest.output, "output_sha256": manifest.output_sha256,
+                  "target": manifest.target, "seed": manifest.seed,
+                  "sampling_strategy": manifest.sampling_strategy,
+                  **{f"model_{k}": v for k, v in manifest.model.items()}}
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        now = int(time.time() * 1000)
+        m = {"rows_real": manifest.rows_real, "rows_synthetic": manifest.rows_synthetic,
+             "rows_total": manifest.rows_total,
+             **{f"synthetic.{_metric_key(k)}": v for k, v in manifest.synthetic_by_class.items()}}
+        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in m.items()])
+        from .augmented import SYNTHETIC_COLUMN
+
+        real = frame[~frame[SYNTHETIC_COLUMN]].drop(columns=[SYNTHETIC_COLUMN])
+        _log_dataset(c, run_id, real, Path(manifest.source).stem, manifest.source, "source")
+        _log_dataset(c, run_id, frame, out.stem, str(out.resolve()), "augmented")
+        c.log_dict(run_id, manifest.to_dict(), "augmented/manifest.json")
+        if log_file:
+            c.log_artifact(run_id, str(out), "augmented")
+        c.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    return run_id, run_url(run_id, exp_id)
+
+
+def _metric_key(v: Any) -> str:
+    """A name as text that MLflow accepts in a metric or tag name."""
+    return re.sub(r"[^0-9A-Za-z_\-./ ]", "_", str(v))
+
+
+# ---------------------------------------------------------------------------------- evaluation
+@_scoped
+def log_evaluation(
+    result: EvaluationResult,
+    *,
+    dataset_name: str,
+    source: str | None = None,
+    data: pd.DataFrame | None = None,
+    params: dict[str, Any] | None = None,
+    experiment: str = EVALUATION_EXPERIMENT,
+) -> tuple[str, str]:
+    """Log an augmentation evaluation: one parent run (config, mean metrics with CIs and
+    differences to the baseline, verdicts, summary table, chart) and a child run per
+    arm x classifier x split (its test metrics). Returns (parent run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    parent = c.create_run(exp_id, run_name=f"evaluate-{dataset_name}",
+                          tags={"genaug.kind": "augmentation-evaluation",
+                                "genaug.dataset": dataset_name})
+    pid = parent.info.run_id
+    try:
+        cfg = {**result.config, **(params or {})}
+        c.log_batch(pid, params=[Param(k, str(v)[:6000]) for k, v in cfg.items()])
+        now = int(time.time() * 1000)
+        metrics = [Metric(_metric_key(k), v, now, 0) for k, v in result.to_dict().items()
+                   if math.isfinite(v)]
+        for i in range(0, len(metrics), 900):
+            c.log_batch(pid, metrics=metrics[i:i + 900])
+        summary = result.summary()
+        c.log_text(pid, summary.to_csv(index=False), "evaluation/summary.csv")
+        c.log_text(pid, result.records.to_csv(index=False), "evaluation/records.csv")
+        c.log_text(pid, result.to_markdown(), "evaluation/summary.md")
+        if result.baseline is not None and (result.records["arm"] != result.baseline).any():
+            v = result.verdicts()
+            c.log_table(pid, v, "evaluation/verdicts.json")
+            for r in v.itertuples():
+                tag = f"verdict.{_metric_key(r.arm)}.{_metric_key(r.classifier)}"
+                c.set_tag(pid, tag, r.verdict)
+            fig = result.figure()
+            c.log_figure(pid, fig, "plots/pr_auc_difference.png")
+        if data is not None:
+            _log_dataset(c, pid, data, dataset_name, source, "evaluation")
+        skip = {"arm", "classifier", "split", "seed"}
+        for r in result.records.to_dict("records"):
+            child = c.create_run(
+                exp_id, run_name=f"{r['arm']}/{r['classifier']}/split{r['split']}",
+                tags={"mlflow.parentRunId": pid, "genaug.kind": "augmentation-evaluation-split",
+                      "genaug.arm": str(r["arm"]), "genaug.classifier": str(r["classifier"])})
+            cid = child.info.run_id
+            c.log_batch(cid, params=[Param("arm", str(r["arm"])),
+                                     Param("classifier", str(r["classifier"])),
+                                     Param("split", str(r["split"])),
+                                     Param("seed", str(r["seed"])),
+                                     Param("ratio", str(r.get("ratio")))],
+                        metrics=[Metric(k, float(v), now, 0) for k, v in r.items()
+                                 if k not in skip and isinstance(v, (int, float, np.number))
+                                 and not isinstance(v, bool) and math.isfinite(float(v))])
+            c.set_terminated(cid, "FINISHED")
+        c.set_terminated(pid, "FINISHED")
+    except BaseException:
+        c.set_terminated(pid, "FAILED")
+        raise
+    return pid, run_url(pid, exp_id)
