@@ -1,4 +1,5 @@
-"""The ``genaug`` command line: ``train``, ``score``, ``batch``, ``ui``. Thin: it calls flows."""
+"""The ``genaug`` command line: ``train``, ``score``, ``batch``, ``augment``, ``evaluate``,
+``ui``. Thin: it calls flows."""
 
 from __future__ import annotations
 
@@ -42,6 +43,42 @@ def _batch(args: argparse.Namespace) -> int:
     for name in res["quarantined"]:
         print(f"  quarantined: {name} -> {args.quarantine}/{name}.reason.json")
     return 1 if res["quarantined"] or res["failed"] else 0
+
+
+def _strategy(text: str) -> object:
+    """``auto``/``minority``/... as is, a number as a float, JSON for a dict."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _augment(args: argparse.Namespace) -> int:
+    from pipelines.augment import augment
+
+    out = args.out or f"data/augmented/{os.path.splitext(os.path.basename(args.data))[0]}" \
+                      ".augmented.parquet"
+    res = augment(data=args.data, target=args.target, out=out, model=args.model,
+                  model_name=args.name, sampling_strategy=_strategy(args.strategy),
+                  random_state=args.seed, params=json.loads(args.params) if args.params else None)
+    res.pop("training", None)
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pipelines.evaluate_augmentation import evaluate_augmentation_flow
+
+    res = evaluate_augmentation_flow(
+        data=args.data, target=args.target, arms=args.arms.split(",") if args.arms else None,
+        classifiers=args.classifiers.split(",") if args.classifiers else None,
+        n_splits=args.splits, random_state=args.seed,
+        ratios=[float(r) for r in args.ratios.split(",")] if args.ratios else None,
+        augmenter_params=json.loads(args.params) if args.params else None,
+        max_rows=args.max_rows or None)
+    if res.get("url"):
+        print(f"MLflow run: {res['url']}")
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -98,6 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dask-workers", type=int, default=2,
                    help="worker processes of the local Dask cluster")
     b.set_defaults(func=_batch)
+    a = sub.add_parser("augment", help="write a table plus synthetic rows (is_synthetic) and a "
+                                       "manifest; fits and registers an augmenter unless --model")
+    a.add_argument("--data", required=True, help="Parquet or CSV file with a label column")
+    a.add_argument("--target", required=True, help="the label column")
+    a.add_argument("--out", help="output Parquet (default data/augmented/<stem>.augmented.parquet)")
+    a.add_argument("--model", help="use this augmenter (models:/<name>@<alias> or a folder) "
+                                   "instead of fitting one")
+    a.add_argument("--name", default="genaug-augmenter", help="registered model name")
+    a.add_argument("--strategy", default="auto",
+                   help="rows to add, as imbalanced-learn's sampling_strategy: auto, minority, "
+                        'a ratio such as 0.5, or JSON such as \'{">50K": 2000}\'')
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--params", help='JSON of Augmenter params, e.g. \'{"model": "gan"}\'')
+    a.set_defaults(func=_augment)
+    e = sub.add_parser("evaluate", help="with/without augmentation on real held-out rows, "
+                                        "logged to MLflow")
+    e.add_argument("--data", required=True, help="Parquet or CSV file with a label column")
+    e.add_argument("--target", required=True, help="the label column")
+    e.add_argument("--arms", help="comma-separated (default none,random,smote,vae,gan,"
+                                  "default+filter)")
+    e.add_argument("--classifiers", help="comma-separated (default logreg,rf,hgb)")
+    e.add_argument("--splits", type=int, default=5)
+    e.add_argument("--ratios", help="comma-separated ratios to choose from on validation")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--params", help="JSON of Augmenter params for the generator arms")
+    e.add_argument("--max-rows", type=int, default=5000,
+                   help="stratified subsample above this many rows (0 = all)")
+    e.set_defaults(func=_evaluate)
     u = sub.add_parser("ui", help="start the MLflow UI on the local store")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)

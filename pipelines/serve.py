@@ -9,7 +9,9 @@ Deployments (cron in the server's time zone, UTC by default):
 * ``train-detector/retrain-weekly`` on Sundays at 03:00: retrain on the sample table and
   register; ``champion`` moves only if the new model is at least as good as the current
   champion on the fixed validation file ``data/sample/adult_validation.parquet`` (ROC-AUC, and
-  a floor of 0.55; see :mod:`genaug.gate` and :mod:`genaug.anomalies`).
+  a floor of 0.55; see :mod:`genaug.gate` and :mod:`genaug.anomalies`);
+* ``augment/augment-weekly`` on Sundays at 04:00: refit the augmenter on the sample table,
+  register it, and write ``data/augmented/adult_train.augmented.parquet`` with its manifest.
 
 ``--interval N`` serves the incoming job every N seconds instead (demos and the integration
 script ``benchmarks/scheduled_run.py``).
@@ -23,6 +25,7 @@ from typing import Any
 
 from prefect import serve
 
+from pipelines.augment import augment
 from pipelines.batch import score_incoming_flow
 from pipelines.train_detector import train_detector
 
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         train_detector.to_deployment(name="retrain-weekly", cron="0 3 * * 0",
                                      parameters=retrain_parameters(args.validation,
                                                                    args.min_val_auc)),
+        augment.to_deployment(name="augment-weekly", cron="0 4 * * 0"),
     )
 
 

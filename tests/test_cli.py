@@ -56,3 +56,20 @@ def test_batch_dask_option_parses():
     assert p.parse_args(["batch", "--dask"]).dask == "local"
     args = p.parse_args(["batch", "--dask", "tcp://10.0.0.5:8786", "--dask-workers", "4"])
     assert args.dask == "tcp://10.0.0.5:8786" and args.dask_workers == 4
+
+
+def test_augment_command_writes_the_table_and_names_a_missing_target(prefect_api, mlflow_store):
+    data = mlflow_store / "lab.parquet"
+    mixed_frame(n=300, seed=8, n_anomalies=40).to_parquet(data)
+    out = mlflow_store / "lab.aug.parquet"
+    params = json.dumps({"max_steps": 40, "hidden": 32})
+    rc, text, _ = _run(["augment", "--data", str(data), "--target", "is_anomaly", "--out",
+                        str(out), "--strategy", "0.5", "--params", params])
+    assert rc == 0 and json.loads(text[text.index("{"):])["rows_synthetic"] == 130 - 40
+    assert pd.read_parquet(out)["is_synthetic"].sum() == 90
+    rc, _, err = _run(["augment", "--data", str(data), "--target", "label", "--out",
+                       str(mlflow_store / "x.parquet"), "--params", params])
+    assert rc == 2 and "'label'" in err and "lab.parquet" in err
+    args = build_parser().parse_args(["evaluate", "--data", "x", "--target", "y",
+                                      "--arms", "none,vae+filter"])
+    assert args.arms == "none,vae+filter" and args.splits == 5 and args.max_rows == 5000
