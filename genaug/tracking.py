@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import re
+import socket
 import sqlite3
 import tempfile
 import time
@@ -148,6 +149,39 @@ def experiment_id(c: MlflowClient, name: str) -> str:
     """Id of experiment ``name``, created if needed."""
     exp = c.get_experiment_by_name(name)
     return exp.experiment_id if exp is not None else c.create_experiment(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def close_orphaned_runs(c: MlflowClient, exp_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``exp_id`` that a process on this host started and
+    that died without ending them (SIGKILL, power loss). Returns their ids."""
+    host = socket.gethostname()
+    runs = c.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=200)
+    closed = []
+    for r in runs:
+        tags = r.data.tags
+        pid = tags.get("genaug.pid")
+        if tags.get("genaug.host") == host and pid and pid.isdigit() and not _alive(int(pid)):
+            c.set_tag(r.info.run_id, "genaug.orphaned", f"process {pid} died during the run")
+            c.set_terminated(r.info.run_id, "KILLED")
+            closed.append(r.info.run_id)
+    return closed
+
+
+def _start_run(c: MlflowClient, exp_id: str, *, run_name: str, tags: dict[str, str]) -> Any:
+    """A new run tagged with this host and process, after closing runs orphaned by dead ones."""
+    close_orphaned_runs(c, exp_id)
+    return c.create_run(exp_id, run_name=run_name, tags={
+        **tags, "genaug.host": socket.gethostname(), "genaug.pid": str(os.getpid())})
 
 
 def run_url(run_id: str, exp_id: str, host: str = "http://127.0.0.1:5000") -> str:
@@ -307,7 +341,7 @@ def log_detector_training(
     uri = tracking_uri()
     c = MlflowClient(tracking_uri=uri)
     exp_id = experiment_id(c, experiment)
-    run = c.create_run(exp_id, run_name=run_name or f"train-{dataset_name}",
+    run = _start_run(c, exp_id, run_name=run_name or f"train-{dataset_name}",
                        tags={"genaug.kind": "detector-training", "genaug.dataset": dataset_name})
     run_id = run.info.run_id
     try:
@@ -474,7 +508,7 @@ def log_batch_run(
     ``batch/files.csv``. Returns (run_id, url)."""
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = c.create_run(exp_id, run_name=f"batch-{Path(incoming).name}",
+    run = _start_run(c, exp_id, run_name=f"batch-{Path(incoming).name}",
                        tags={"genaug.kind": "batch"})
     run_id = run.info.run_id
     try:
@@ -541,7 +575,7 @@ def log_scoring_run(
     """
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = c.create_run(exp_id, run_name=f"score-{Path(input_file).name}",
+    run = _start_run(c, exp_id, run_name=f"score-{Path(input_file).name}",
                        tags={"genaug.kind": "scoring"})
     run_id = run.info.run_id
     try:
@@ -680,7 +714,7 @@ def log_augmenter_training(
     """
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = c.create_run(exp_id, run_name=f"augmenter-{dataset_name}",
+    run = _start_run(c, exp_id, run_name=f"augmenter-{dataset_name}",
                        tags={"genaug.kind": "augmenter-training", "genaug.dataset": dataset_name})
     run_id = run.info.run_id
     try:
@@ -782,7 +816,7 @@ def log_augmented_dataset(
     c = client()
     exp_id = experiment_id(c, experiment)
     out = Path(manifest.output)
-    run = c.create_run(exp_id, run_name=f"augment-{Path(manifest.source).stem}",
+    run = _start_run(c, exp_id, run_name=f"augment-{Path(manifest.source).stem}",
                        tags={"genaug.kind": "augmented-dataset",
                              "genaug.model": str(manifest.model.get("ref"))})
     run_id = run.info.run_id
@@ -834,7 +868,7 @@ def log_evaluation(
     arm x classifier x split (its test metrics). Returns (parent run_id, url)."""
     c = client()
     exp_id = experiment_id(c, experiment)
-    parent = c.create_run(exp_id, run_name=f"evaluate-{dataset_name}",
+    parent = _start_run(c, exp_id, run_name=f"evaluate-{dataset_name}",
                           tags={"genaug.kind": "augmentation-evaluation",
                                 "genaug.dataset": dataset_name})
     pid = parent.info.run_id

@@ -250,8 +250,13 @@ def test_sigkill_while_training_logs_the_model_keeps_champion_loadable(prefect_a
     det, desc = tracking.load_detector("models:/crashy@champion")
     assert "version 1" in desc and np.isfinite(det.decision_function(sample)).all()
 
+    c = tracking.client()
+    exp = c.get_experiment_by_name(tracking.TRAIN_EXPERIMENT).experiment_id
+    (orphan,) = c.search_runs([exp], "attributes.status = 'RUNNING'")  # the killed run's
     rec = train_detector(data=str(data), model_name="crashy", target=None, params=params)
     assert rec["promoted"] and rec["version"] == 2
+    orphan = c.get_run(orphan.info.run_id)  # closed by the next training, not left RUNNING
+    assert orphan.info.status == "KILLED" and str(proc.pid) in orphan.data.tags["genaug.orphaned"]
     assert _assert_every_version_loads("crashy", sample) == [1, 2]
     det, desc = tracking.load_detector("models:/crashy@champion")
     assert "version 2" in desc and np.isfinite(det.decision_function(sample)).all()
