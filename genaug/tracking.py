@@ -76,11 +76,31 @@ def check_store(uri: str | None = None, timeout: float = 2.0) -> str:
     if uri.startswith("sqlite:"):
         _check_sqlite(uri, timeout)
         return uri
+    if uri.startswith(("http://", "https://")):
+        _check_http(uri, timeout)
+        return uri
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as e:  # MLflow raises MlflowException, OSError, its own URI errors...
         raise TrackingUnavailableError(uri, f"{type(e).__name__}: {str(e)[:200]}") from None
     return uri
+
+
+def _check_http(uri: str, timeout: float) -> None:
+    """GET the tracking server's ``/health`` within ``timeout`` seconds (MLflow's own client
+    would retry with backoff for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+            if r.status != 200:
+                raise TrackingUnavailableError(uri, f"/health answered HTTP {r.status}")
+    except urllib.error.HTTPError as e:
+        raise TrackingUnavailableError(uri, f"/health answered HTTP {e.code}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise TrackingUnavailableError(uri, f"server unreachable: {reason}") from None
 
 
 def _check_sqlite(uri: str, timeout: float) -> None:

@@ -170,3 +170,47 @@ def test_check_store_passes_a_usable_store_and_names_a_locked_one(mlflow_store):
     with locked(mlflow_store / "mlflow.db"), pytest.raises(TrackingUnavailableError) as ei:
         tracking.check_store(timeout=0.1)
     assert "database is locked" in str(ei.value) and str(mlflow_store) in str(ei.value)
+
+
+@contextlib.contextmanager
+def http_server(status: int):
+    """A real HTTP server on a free loopback port answering every GET with ``status``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_check_store_probes_an_http_tracking_server_quickly():
+    import socket
+    import time
+
+    from genaug import tracking
+
+    with http_server(200) as uri:
+        assert tracking.check_store(uri) == uri
+    with http_server(503) as uri, pytest.raises(TrackingUnavailableError, match="HTTP 503"):
+        tracking.check_store(uri)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    t0 = time.perf_counter()
+    with pytest.raises(TrackingUnavailableError, match="unreachable") as ei:
+        tracking.check_store(closed, timeout=1.0)
+    assert closed in str(ei.value) and time.perf_counter() - t0 < 5  # no minutes of retries
