@@ -88,12 +88,16 @@ def main() -> int:
         t1 = time.time()
         while time.time() - t1 < 180 and not target.exists():
             time.sleep(2)
-        time.sleep(3)  # let the run report its final state
         body = {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}
-        req = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps(body).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            done = json.load(r)
+        done: list = []
+        t2 = time.time()
+        while target.exists() and not done and time.time() - t2 < 120:
+            time.sleep(2)  # the run still logs to MLflow and publishes its artifacts
+            req = urllib.request.Request(f"{api}/flow_runs/filter",
+                                         data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                done = json.load(r)
         names = sorted({x["name"] for x in done})
         print(f"completed flow runs: {len(done)} {names}; scores file "
               f"{'written' if target.exists() else 'MISSING'} after {time.time() - t1:.1f} s")
