@@ -119,6 +119,12 @@ def test_augment_flow_fits_registers_writes_and_reuses_the_model(prefect_api, ml
     assert "fidelity_c2st_auc" in train_run.data.metrics
     arts = {a.path for a in c.list_artifacts(train_run.info.run_id, "plots")}
     assert {"plots/training_curves.png", "plots/fidelity_marginals.png"} <= arts
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model("models:/genaug-augmenter@champion")
+    rows = pyfunc.predict(pd.DataFrame({"label": ["1", "0"], "n": [4, 2]}))
+    assert list(rows["label"]) == ["1"] * 4 + ["0"] * 2
+    assert list(rows.columns) == [*df.columns.drop("label"), "label"]
     run = c.get_run(res["run_id"])
     assert run.data.metrics["rows_synthetic"] == 220
     contexts = {next(t.value for t in d.tags if t.key == "mlflow.data.context")
