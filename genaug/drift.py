@@ -211,14 +211,19 @@ class DriftAccumulator:
         self.n_rows = 0
         self.n_flagged = 0
 
-    def update(self, df: pd.DataFrame, scores: np.ndarray, flags: np.ndarray) -> None:
-        """Add one batch: the raw rows (already scored, so valid) and their scores and flags."""
+    def update(self, df: pd.DataFrame, scores: np.ndarray, flags: np.ndarray,
+               clean: pd.DataFrame | None = None) -> None:
+        """Add one batch: the raw rows (already scored, so valid) and their scores and flags.
+
+        ``clean``: the same rows already validated by the schema (skips validating them again).
+        """
         self.n_rows += len(df)
         self.n_flagged += int(np.sum(flags))
         self.score_counts += self.score_ref.bin_counts(np.asarray(scores, float))
         if self.profile is None:
             return
-        clean = self.schema.validate(df[self.schema.feature_names], handle_unknown="keep")
+        if clean is None:
+            clean = self.schema.validate(df[self.schema.feature_names], handle_unknown="keep")
         for acc, prof in zip(self.counts, self.profile.columns):
             acc += prof.bin_counts(clean[prof.name].to_numpy())
 

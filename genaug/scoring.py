@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +15,7 @@ import pyarrow.parquet as pq
 from .detector import AnomalyDetector
 from .drift import DriftReport
 from .errors import MissingColumnError
-from .io import PARQUET_SUFFIXES, atomic_path, iter_parquet_batches, read_table
+from .io import PARQUET_SUFFIXES, atomic_path, iter_parquet_record_batches, read_table
 
 
 @dataclass
@@ -52,10 +54,12 @@ def score_file(
     data = Path(data)
     file = str(data)
     if data.suffix.lower() in PARQUET_SUFFIXES:
-        batches = iter_parquet_batches(data, batch_rows)
+        batches: Iterator[pa.RecordBatch | pd.DataFrame] = iter_parquet_record_batches(
+            data, batch_rows)
     else:
         batches = iter([read_table(data)])
     extra = (key_column,) if key_column else ()
+    contrib_names = [f"contrib_{c}" for c in detector.schema_.feature_names]
     n_rows = n_flagged = 0
     samples: list[pd.DataFrame] = []
     kept = 0
@@ -63,29 +67,35 @@ def score_file(
     with atomic_path(out) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
-            for df in batches:
+            for batch in batches:
+                df = batch if isinstance(batch, pd.DataFrame) else batch.to_pandas()
                 if key_column and key_column not in df.columns:
                     raise MissingColumnError("key column absent", file=file, column=key_column,
                                              expected=f"a column named {key_column!r}",
                                              found=f"columns {list(df.columns)}")
-                scores = detector.score_frame(df, file=file, allow_extra=extra).reset_index(
-                    drop=True)
-                key = (df[key_column].to_numpy() if key_column
-                       else range(n_rows, n_rows + len(df)))
-                scores.insert(0, key_column or "row", key)
-                table = pa.Table.from_pandas(scores, preserve_index=False)
+                score, flag, nll, clean = detector.score_arrays(df, file=file, allow_extra=extra)
+                if key_column:
+                    key = (batch.column(key_column) if isinstance(batch, pa.RecordBatch)
+                           else pa.array(df[key_column].to_numpy()))
+                else:
+                    key = pa.array(np.arange(n_rows, n_rows + len(df), dtype=np.int64))
+                table = pa.table([key, pa.array(score), pa.array(flag.astype(np.int64)),
+                                  *(pa.array(nll[:, j]) for j in range(nll.shape[1]))],
+                                 names=[key_column or "row", "score", "is_anomaly",
+                                        *contrib_names])
                 if metadata:
-                    table = table.replace_schema_metadata(
-                        {**(table.schema.metadata or {}), **metadata})
+                    table = table.replace_schema_metadata(metadata)
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
+                    # no dictionary pages for float columns: their values rarely repeat
+                    writer = pq.ParquetWriter(tmp, table.schema,
+                                              use_dictionary=[key_column or "row", "is_anomaly"])
                 writer.write_table(table)
-                n_rows += len(scores)
-                n_flagged += int(scores["is_anomaly"].sum())
+                n_rows += len(df)
+                n_flagged += int(flag.sum())
                 if acc is not None:
-                    acc.update(df, scores["score"].to_numpy(), scores["is_anomaly"].to_numpy())
+                    acc.update(df, score, flag, clean=clean)
                 if kept < sample_rows:
-                    samples.append(scores.head(sample_rows - kept))
+                    samples.append(table.slice(0, sample_rows - kept).to_pandas())
                     kept += len(samples[-1])
         finally:
             if writer is not None:
