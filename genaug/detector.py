@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -357,11 +358,31 @@ class AnomalyDetector(BaseEstimator):
         and the frame cleaned by the schema (what drift counting needs, so it is not validated
         twice).
         """
-        clean = self._clean(X, file, tuple(allow_extra))
-        table = TensorTable.from_encoded(self.encoder_.transform(clean), self.device_)
-        nll, kl = self._vae_parts(table)
-        score = self._final_score(nll.sum(1) + kl, table)
-        return score, (score > self.threshold_).astype(int), nll, clean
+        clean, table = self._prepare(X, file, tuple(allow_extra))
+        score, flag, nll = self._score_table(table)
+        return score, flag, nll, clean
+
+    def _prepare(
+        self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()
+    ) -> tuple[pd.DataFrame, TensorTable]:
+        """Validate and encode (pandas and NumPy work; :mod:`genaug.scoring` runs it in a
+        thread beside :meth:`_score_table`, which is torch and numba work)."""
+        clean = self._clean(X, file, allow_extra)
+        return clean, TensorTable.from_encoded(self.encoder_.transform(clean), self.device_)
+
+    def _score_table(
+        self, table: TensorTable, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score, flag and contributions; with a ``pool``, the forest runs in one of its
+        threads while torch runs the VAEs here (both release the GIL)."""
+        if pool is None or self.forest_ is None:
+            nll, kl = self._vae_parts(table)
+            score = self._final_score(nll.sum(1) + kl, table)
+        else:
+            forest = pool.submit(self.forest_.score, table.X.cpu().numpy(), n_threads=1)
+            nll, kl = self._vae_parts(table)
+            score = self._combine(nll.sum(1) + kl, forest.result())
+        return score, (score > self.threshold_).astype(int), nll
 
     def drift_accumulator(self, min_rows: int | None = None) -> DriftAccumulator:
         """A :class:`~genaug.drift.DriftAccumulator` for this model's training profile.

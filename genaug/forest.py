@@ -48,8 +48,12 @@ def _path_lengths_py(X, feature, threshold, child, leaf_depth, roots, depth, out
         out[lo:hi] = acc
 
 
-_path_lengths = (None if numba is None else
-                 numba.njit(parallel=True, nogil=True, cache=True)(_path_lengths_py))
+if numba is None:
+    _path_lengths = _path_lengths_serial = None
+else:
+    _path_lengths = numba.njit(parallel=True, nogil=True, cache=True)(_path_lengths_py)
+    # one thread: no threading layer (safe to call from several threads at once)
+    _path_lengths_serial = numba.njit(nogil=True, cache=True)(_path_lengths_py)
 
 
 def _average_path_length(n: np.ndarray) -> np.ndarray:
@@ -101,7 +105,8 @@ class ArrayForest:
     def score(self, X: np.ndarray, chunk: int = 16384, n_threads: int | None = None) -> np.ndarray:
         """Anomaly score per row (higher = more anomalous), equal to ``-score_samples``.
 
-        ``n_threads`` caps numba's threads (None: numba's default, all cores).
+        ``n_threads`` caps numba's threads (None: numba's default, all cores; 1: a serial
+        kernel that releases the GIL, so it can run beside other work in a thread).
         """
         X = np.ascontiguousarray(X, dtype=np.float32)  # float32 comparisons, as sklearn does
         if _path_lengths is None:
@@ -156,12 +161,15 @@ class ArrayForest:
         out = np.empty(len(X))
         if not len(X):
             return out
+        args = (*self._compiled_arrays(), self.max_depth, out)
+        if n_threads == 1:
+            _path_lengths_serial(X, *args)
+            return out
         before = numba.get_num_threads()
         if n_threads is not None:
             numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
         try:
-            feature, threshold, child, leaf_depth, roots = self._compiled_arrays()
-            _path_lengths(X, feature, threshold, child, leaf_depth, roots, self.max_depth, out)
+            _path_lengths(X, *args)
         finally:
             numba.set_num_threads(before)
         return out

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,7 @@ from .detector import AnomalyDetector
 from .drift import DriftReport
 from .errors import MissingColumnError
 from .io import PARQUET_SUFFIXES, atomic_path, iter_parquet_record_batches, read_table
+from .training import TensorTable
 
 
 @dataclass
@@ -30,6 +35,71 @@ class ScoredFile:
     drift: DriftReport | None = None
 
 
+def _prepared(
+    batches: Iterator[pa.RecordBatch | pd.DataFrame],
+    detector: AnomalyDetector,
+    file: str,
+    key_column: str | None,
+) -> Iterator[tuple[pa.RecordBatch | pd.DataFrame, pd.DataFrame, pd.DataFrame, TensorTable]]:
+    """Read, convert, validate and encode each batch: ``(batch, frame, clean, table)``."""
+    extra = (key_column,) if key_column else ()
+    for batch in batches:
+        df = batch if isinstance(batch, pd.DataFrame) else batch.to_pandas()
+        if key_column and key_column not in df.columns:
+            raise MissingColumnError("key column absent", file=file, column=key_column,
+                                     expected=f"a column named {key_column!r}",
+                                     found=f"columns {list(df.columns)}")
+        clean, table = detector._prepare(df, file, extra)
+        yield batch, df, clean, table
+
+
+_DONE = object()
+
+
+def _prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead.
+
+    Reading, validating and encoding a batch (Arrow, pandas, NumPy) then overlaps with scoring
+    the previous one (torch and numba, which release the GIL); memory holds ``depth`` + 1
+    prepared batches. An exception in the thread is raised here, in order.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            put((None, e))
+            return
+        put((_DONE, None))
+
+    thread = threading.Thread(target=work, name="genaug-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def score_file(
     data: str | os.PathLike,
     detector: AnomalyDetector,
@@ -40,6 +110,7 @@ def score_file(
     sample_rows: int = 100_000,
     metadata: dict[str, str] | None = None,
     drift: bool = True,
+    prefetch: int = 1,
 ) -> ScoredFile:
     """Validate and score ``data`` into ``out`` (Parquet) without loading it whole.
 
@@ -50,6 +121,10 @@ def score_file(
     added to the output's Parquet key-value metadata (e.g. the input's hash, for provenance).
     With ``drift``, each batch's rows and scores are also counted into the training bins
     (bounded memory) and the PSI report comes back in :attr:`ScoredFile.drift`.
+    With ``prefetch`` > 0, up to that many batches are read and validated in a background
+    thread while the current one is scored, and the isolation forest runs in another thread
+    beside the VAEs: three threads share the work without intra-op thread pools that spin
+    (0: everything in this thread).
     """
     data = Path(data)
     file = str(data)
@@ -58,22 +133,20 @@ def score_file(
             data, batch_rows)
     else:
         batches = iter([read_table(data)])
-    extra = (key_column,) if key_column else ()
+    prepared = _prepared(batches, detector, file, key_column)
+    if prefetch > 0:
+        prepared = _prefetch(prepared, prefetch)
     contrib_names = [f"contrib_{c}" for c in detector.schema_.feature_names]
     n_rows = n_flagged = 0
     samples: list[pd.DataFrame] = []
     kept = 0
     acc = detector.drift_accumulator() if drift else None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="genaug-forest") if prefetch > 0 else None
     with atomic_path(out) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
-            for batch in batches:
-                df = batch if isinstance(batch, pd.DataFrame) else batch.to_pandas()
-                if key_column and key_column not in df.columns:
-                    raise MissingColumnError("key column absent", file=file, column=key_column,
-                                             expected=f"a column named {key_column!r}",
-                                             found=f"columns {list(df.columns)}")
-                score, flag, nll, clean = detector.score_arrays(df, file=file, allow_extra=extra)
+            for batch, df, clean, tensors in prepared:
+                score, flag, nll = detector._score_table(tensors, pool)
                 if key_column:
                     key = (batch.column(key_column) if isinstance(batch, pa.RecordBatch)
                            else pa.array(df[key_column].to_numpy()))
@@ -100,5 +173,10 @@ def score_file(
         finally:
             if writer is not None:
                 writer.close()
+            close = getattr(prepared, "close", None)
+            if close is not None:
+                close()  # stops the prefetch thread when scoring failed part-way
+            if pool is not None:
+                pool.shutdown()
     return ScoredFile(Path(out), n_rows, n_flagged, pd.concat(samples, ignore_index=True),
                       None if acc is None else acc.report())
