@@ -6,7 +6,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .detector import AnomalyDetector
-from .drift import DriftReport
+from .drift import DriftAccumulator, DriftReport
 from .errors import MissingColumnError
 from .io import PARQUET_SUFFIXES, atomic_path, iter_parquet_record_batches, read_table
 from .training import TensorTable
@@ -51,6 +51,48 @@ def _prepared(
                                      found=f"columns {list(df.columns)}")
         clean, table = detector._prepare(df, file, extra)
         yield batch, df, clean, table
+
+
+class _Sink:
+    """Writes score batches to the Parquet file, counts them, feeds drift, keeps a sample."""
+
+    def __init__(self, path: Path, detector: AnomalyDetector, key_column: str | None,
+                 metadata: dict[str, str] | None, acc: DriftAccumulator | None,
+                 sample_rows: int) -> None:
+        self.path = path
+        self.names = [key_column or "row", "score", "is_anomaly",
+                      *(f"contrib_{c}" for c in detector.schema_.feature_names)]
+        self.metadata = metadata
+        self.acc = acc
+        self.sample_rows = sample_rows
+        self.writer: pq.ParquetWriter | None = None
+        self.samples: list[pd.DataFrame] = []
+        self.n_rows = self.n_flagged = self.kept = 0
+
+    def write(self, key: pa.Array, score: np.ndarray, flag: np.ndarray, nll: np.ndarray,
+              df: pd.DataFrame, clean: pd.DataFrame) -> None:
+        """Append one batch's scores."""
+        table = pa.table([key, pa.array(score), pa.array(flag.astype(np.int64)),
+                          *(pa.array(nll[:, j]) for j in range(nll.shape[1]))], names=self.names)
+        if self.metadata:
+            table = table.replace_schema_metadata(self.metadata)
+        if self.writer is None:
+            # no dictionary pages for float columns: their values rarely repeat
+            self.writer = pq.ParquetWriter(self.path, table.schema,
+                                           use_dictionary=[self.names[0], "is_anomaly"])
+        self.writer.write_table(table)
+        self.n_rows += len(table)
+        self.n_flagged += int(flag.sum())
+        if self.acc is not None:
+            self.acc.update(df, score, flag, clean=clean)
+        if self.kept < self.sample_rows:
+            self.samples.append(table.slice(0, self.sample_rows - self.kept).to_pandas())
+            self.kept += len(self.samples[-1])
+
+    def close(self) -> None:
+        """Close the Parquet file (before it is renamed into place, or removed)."""
+        if self.writer is not None:
+            self.writer.close()
 
 
 _DONE = object()
@@ -122,9 +164,9 @@ def score_file(
     With ``drift``, each batch's rows and scores are also counted into the training bins
     (bounded memory) and the PSI report comes back in :attr:`ScoredFile.drift`.
     With ``prefetch`` > 0, up to that many batches are read and validated in a background
-    thread while the current one is scored, and the isolation forest runs in another thread
-    beside the VAEs: three threads share the work without intra-op thread pools that spin
-    (0: everything in this thread).
+    thread while the current one is scored, the isolation forest runs in another thread
+    beside the VAEs, and a fourth writes the previous batch's scores and drift counts: the
+    work overlaps without intra-op thread pools that spin (0: everything in this thread).
     """
     data = Path(data)
     file = str(data)
@@ -136,47 +178,42 @@ def score_file(
     prepared = _prepared(batches, detector, file, key_column)
     if prefetch > 0:
         prepared = _prefetch(prepared, prefetch)
-    contrib_names = [f"contrib_{c}" for c in detector.schema_.feature_names]
-    n_rows = n_flagged = 0
-    samples: list[pd.DataFrame] = []
-    kept = 0
     acc = detector.drift_accumulator() if drift else None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="genaug-forest") if prefetch > 0 else None
+    forest_pool = post_pool = None
+    if prefetch > 0:
+        forest_pool = ThreadPoolExecutor(1, thread_name_prefix="genaug-forest")
+        post_pool = ThreadPoolExecutor(1, thread_name_prefix="genaug-write")
+    pending: list[Future] = []
+    n_rows = 0
     with atomic_path(out) as tmp:
-        writer: pq.ParquetWriter | None = None
+        sink = _Sink(tmp, detector, key_column, metadata, acc, sample_rows)
         try:
             for batch, df, clean, tensors in prepared:
-                score, flag, nll = detector._score_table(tensors, pool)
+                score, flag, nll = detector._score_table(tensors, forest_pool)
                 if key_column:
                     key = (batch.column(key_column) if isinstance(batch, pa.RecordBatch)
                            else pa.array(df[key_column].to_numpy()))
                 else:
                     key = pa.array(np.arange(n_rows, n_rows + len(df), dtype=np.int64))
-                table = pa.table([key, pa.array(score), pa.array(flag.astype(np.int64)),
-                                  *(pa.array(nll[:, j]) for j in range(nll.shape[1]))],
-                                 names=[key_column or "row", "score", "is_anomaly",
-                                        *contrib_names])
-                if metadata:
-                    table = table.replace_schema_metadata(metadata)
-                if writer is None:
-                    # no dictionary pages for float columns: their values rarely repeat
-                    writer = pq.ParquetWriter(tmp, table.schema,
-                                              use_dictionary=[key_column or "row", "is_anomaly"])
-                writer.write_table(table)
                 n_rows += len(df)
-                n_flagged += int(flag.sum())
-                if acc is not None:
-                    acc.update(df, score, flag, clean=clean)
-                if kept < sample_rows:
-                    samples.append(table.slice(0, sample_rows - kept).to_pandas())
-                    kept += len(samples[-1])
+                if post_pool is None:
+                    sink.write(key, score, flag, nll, df, clean)
+                    continue
+                # writing, drift counts and the report sample run in one thread, in order,
+                # beside the next batch's scoring; at most two batches wait for it
+                pending.append(post_pool.submit(sink.write, key, score, flag, nll, df, clean))
+                while len(pending) > 1:
+                    pending.pop(0).result()
+            for fut in pending:
+                fut.result()
         finally:
-            if writer is not None:
-                writer.close()
             close = getattr(prepared, "close", None)
             if close is not None:
                 close()  # stops the prefetch thread when scoring failed part-way
-            if pool is not None:
-                pool.shutdown()
-    return ScoredFile(Path(out), n_rows, n_flagged, pd.concat(samples, ignore_index=True),
+            for pool in (forest_pool, post_pool):
+                if pool is not None:
+                    pool.shutdown()
+            sink.close()
+    return ScoredFile(Path(out), sink.n_rows, sink.n_flagged,
+                      pd.concat(sink.samples, ignore_index=True),
                       None if acc is None else acc.report())
