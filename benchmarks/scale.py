@@ -286,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             checks.append((f"peak RSS of {args.small_rows:,} rows <= of {args.rows:,}",
                            f"{g_small['peak_rss_mb']:,.0f} MB vs {g_big['peak_rss_mb']:,.0f} MB",
                            g_small["peak_rss_mb"] <= g_big["peak_rss_mb"]))
+            ratio = g_big["peak_rss_mb"] / g_small["peak_rss_mb"]
+            checks.append((f"bounded: peak RSS {args.rows:,} / {args.small_rows:,} rows <= 1.1",
+                           f"{ratio:.2f} for {args.rows / args.small_rows:g}x the rows",
+                           ratio <= 1.1))
     print("| target | measured | met |")
     print("|---|---|---|")
     for name, value, ok in checks:
