@@ -109,7 +109,7 @@ class ArrayForest:
         kernel that releases the GIL, so it can run beside other work in a thread).
         """
         X = np.ascontiguousarray(X, dtype=np.float32)  # float32 comparisons, as sklearn does
-        if _path_lengths is None:
+        if _path_lengths is None or np.isnan(X).any():  # the kernel would send NaN left
             depths = self._depths_numpy(X, chunk)
         else:
             depths = self._depths_numba(X, n_threads)
@@ -131,7 +131,6 @@ class ArrayForest:
         child = []
         for root in a["roots"].tolist():
             new_roots.append(len(order))
-            queue = [root]
             order.append(root)
             head = len(order) - 1
             while head < len(order):
@@ -142,7 +141,6 @@ class ArrayForest:
                 else:
                     child.append(head)
                 head += 1
-            del queue
         old = np.asarray(order)
         leaf = a["left"][old] < 0
         t = a["threshold"][old].astype(np.float64)
