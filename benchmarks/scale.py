@@ -154,7 +154,7 @@ def _phase_iforest(data: Path, model: Path, out: Path, threads: int, batch_rows:
     del sample
     t0, c0 = time.perf_counter(), time.process_time()
     n = 0
-    for batch in pq.ParquetFile(data).iter_batches(batch_size=batch_rows):
+    for batch in pq.ParquetFile(data, pre_buffer=False).iter_batches(batch_size=batch_rows):
         scores = -iso.score_samples(encode(batch.to_pandas()))
         n += len(scores)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -87,7 +87,9 @@ def iter_parquet_record_batches(
     """:func:`iter_parquet_batches` as Arrow record batches (of ``columns``, default all)."""
     path, file = _check_file(path)
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer=False: with pre-buffering, iter_batches keeps every row group it has read
+        # cached until the file is closed, so memory grew with the file's size
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise CorruptFileError("not a readable Parquet file", file=file, expected="a Parquet file",
                                found=str(e).splitlines()[0][:200]) from None

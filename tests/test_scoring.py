@@ -95,3 +95,19 @@ def test_level_codes_maps_unknown_and_missing():
     vals = np.array(["b", None, "a", "zz", "b", np.nan], dtype=object)
     codes = level_codes(vals, {"a": 0, "b": 1}, unknown=7, missing=9)
     assert codes.tolist() == [1, 9, 0, 7, 1, 9] and codes.dtype == np.int64
+
+
+def test_batched_reading_keeps_arrow_memory_bounded(tmp_path):
+    from genaug.io import iter_parquet_record_batches
+
+    rng = np.random.default_rng(5)
+    table = pa.table({f"x{j}": rng.normal(size=200_000) for j in range(10)})
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=5000, compression="none")
+    del table
+    start = pa.total_allocated_bytes()
+    peak = 0
+    for batch in iter_parquet_record_batches(tmp_path / "x.parquet", batch_rows=5000):
+        peak = max(peak, pa.total_allocated_bytes() - start)
+        del batch
+    # one row group is 400 kB; the file is 16 MB (pre-buffered reading held all of it)
+    assert peak < 4_000_000
