@@ -117,8 +117,9 @@ def _phase_genaug(data: Path, model: Path, out: Path, threads: int, batch_rows: 
     from genaug.scoring import score_file
 
     det = AnomalyDetector.load(model, device="cpu")
-    # score_file runs three threads (read + validate, VAEs, forest); with 2 cores torch gets one
-    det.n_threads = max(1, threads - 1)
+    # torch's intra-op threads for the VAEs; score_file adds its reader, forest and writer
+    # threads (spawn() sets OMP_WAIT_POLICY=PASSIVE so idle OpenMP threads sleep, not spin)
+    det.n_threads = threads
     warm = np.zeros((8, det.dims_["n_features"]), np.float32)
     det.forest_.score(warm, n_threads=1)  # numba compiles (or loads its cache) once per process
     t0, c0 = time.perf_counter(), time.process_time()
@@ -175,7 +176,7 @@ def spawn(kind: str, data: Path, model: Path, workdir: Path, threads: int,
     out = workdir / f"{data.stem}.{kind}.scores.parquet"
     cmd = [sys.executable, __file__, "--child", kind, "--data", str(data), "--model", str(model),
            "--out", str(out), "--threads", str(threads), "--batch-rows", str(batch_rows)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not line:
