@@ -18,6 +18,7 @@ def _train(args: argparse.Namespace) -> int:
         random_state=args.seed, params=json.loads(args.params) if args.params else None,
         validation_data=args.validation, validation_label=args.validation_label,
         min_val_auc=args.min_val_auc, tolerance=args.tolerance,
+        max_train_rows=args.max_train_rows,
     )
     print(json.dumps(rec, indent=2, default=str))
     return 0 if rec["promoted"] else 3
@@ -37,7 +38,7 @@ def _batch(args: argparse.Namespace) -> int:
     res = score_incoming_flow(
         incoming=args.incoming, model=args.model, out=args.out, processed=args.processed,
         quarantine=args.quarantine, ledger=args.ledger, min_age=args.min_age,
-        dask=args.dask, dask_workers=args.dask_workers,
+        dask=args.dask, dask_workers=args.dask_workers, stale_after=args.stale_after,
     )
     print(res["summary"])
     for name in res["quarantined"]:
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target", help="column to leave out of the features")
     t.add_argument("--labels", help="column of 1 = anomaly labels for the registry gate")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-train-rows", type=int, metavar="N",
+                   help="train on a seeded random sample of N rows when the file has more "
+                        "(Parquet is read in batches: memory stays bounded)")
     t.add_argument("--params", help='JSON of AnomalyDetector params, e.g. \'{"n_members": 1}\'')
     t.add_argument("--validation", help="fixed labelled validation file for the champion gate")
     t.add_argument("--validation-label", default="is_anomaly",
@@ -129,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ledger", default="data/ledger.sqlite")
     b.add_argument("--min-age", type=float, default=2.0,
                    help="skip files modified in the last N seconds (still being written)")
+    b.add_argument("--stale-after", type=float, default=3600.0, metavar="SECONDS",
+                   help="take over a ledger claim older than this (its run crashed); set it "
+                        "above the longest time one file takes to score")
     b.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
                    help="one task per file on Dask: a temporary local cluster (no value or "
                         "'local') or a scheduler address (needs the distributed extra)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -275,11 +276,14 @@ class AnomalyDetector(BaseEstimator):
         )
 
     # ------------------------------------------------------------------------------- scoring
-    def _table(self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()) -> TensorTable:
+    def _clean(self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()) -> pd.DataFrame:
         check_is_fitted(self, "model_")
         df = as_frame(X, columns=None if isinstance(X, pd.DataFrame) else self.input_columns_)
-        clean = self.schema_.validate(df, file=file, handle_unknown=self.handle_unknown,
-                                      allow_extra=allow_extra)
+        return self.schema_.validate(df, file=file, handle_unknown=self.handle_unknown,
+                                     allow_extra=allow_extra)
+
+    def _table(self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()) -> TensorTable:
+        clean = self._clean(X, file, allow_extra)
         return TensorTable.from_encoded(self.encoder_.transform(clean), self.device_)
 
     def _vae_parts(self, table: TensorTable) -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +302,8 @@ class AnomalyDetector(BaseEstimator):
         """The decision score from the VAE score (and the forest, when combined)."""
         if self.forest_ is None:
             return vae
-        return self._combine(vae, self.forest_.score(table.X.cpu().numpy()))
+        return self._combine(vae, self.forest_.score(table.X.cpu().numpy(),
+                                                     n_threads=self.n_threads))
 
     def vae_score(self, X: Any, *, file: str | None = None) -> np.ndarray:
         """Negative ELBO per row at the posterior mean (averaged over members)."""
@@ -338,15 +343,47 @@ class AnomalyDetector(BaseEstimator):
 
         ``allow_extra`` names columns that may be present and are ignored (e.g. a row key).
         """
-        table = self._table(X, file, tuple(allow_extra))
-        nll, kl = self._vae_parts(table)
-        score = self._final_score(nll.sum(1) + kl, table)
+        score, flag, nll, _ = self.score_arrays(X, file=file, allow_extra=allow_extra)
         index = X.index if isinstance(X, pd.DataFrame) else None
-        out = pd.DataFrame({"score": score, "is_anomaly": (score > self.threshold_).astype(int)},
-                           index=index)
+        out = pd.DataFrame({"score": score, "is_anomaly": flag}, index=index)
         contrib = pd.DataFrame(nll, columns=[f"contrib_{c}" for c in self.schema_.feature_names],
                                index=index)
         return pd.concat([out, contrib], axis=1)
+
+    def score_arrays(
+        self, X: Any, *, file: str | None = None, allow_extra: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+        """:meth:`score_frame`'s content as arrays, plus the validated frame.
+
+        Returns ``score`` (n,), ``is_anomaly`` (n,) int, the per-column contributions (n, C),
+        and the frame cleaned by the schema (what drift counting needs, so it is not validated
+        twice).
+        """
+        clean, table = self._prepare(X, file, tuple(allow_extra))
+        score, flag, nll = self._score_table(table)
+        return score, flag, nll, clean
+
+    def _prepare(
+        self, X: Any, file: str | None, allow_extra: tuple[str, ...] = ()
+    ) -> tuple[pd.DataFrame, TensorTable]:
+        """Validate and encode (pandas and NumPy work; :mod:`genaug.scoring` runs it in a
+        thread beside :meth:`_score_table`, which is torch and numba work)."""
+        clean = self._clean(X, file, allow_extra)
+        return clean, TensorTable.from_encoded(self.encoder_.transform(clean), self.device_)
+
+    def _score_table(
+        self, table: TensorTable, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score, flag and contributions; with a ``pool``, the forest runs in one of its
+        threads while torch runs the VAEs here (both release the GIL)."""
+        if pool is None or self.forest_ is None:
+            nll, kl = self._vae_parts(table)
+            score = self._final_score(nll.sum(1) + kl, table)
+        else:
+            forest = pool.submit(self.forest_.score, table.X.cpu().numpy(), n_threads=1)
+            nll, kl = self._vae_parts(table)
+            score = self._combine(nll.sum(1) + kl, forest.result())
+        return score, (score > self.threshold_).astype(int), nll
 
     def drift_accumulator(self, min_rows: int | None = None) -> DriftAccumulator:
         """A :class:`~genaug.drift.DriftAccumulator` for this model's training profile.

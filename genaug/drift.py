@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import CATEGORICAL, Schema
+from .schema import CATEGORICAL, Schema, level_codes
 
 STABLE = 0.1
 DRIFT = 0.25
@@ -77,12 +77,10 @@ class ColumnProfile:
             idx = np.searchsorted(np.asarray(self.edges), x[~miss], side="left")
             out = np.bincount(idx, minlength=n_bins - 1).astype(float)
             return np.append(out, float(miss.sum()))
-        s = pd.Series(values, dtype=object)
-        miss = s.isna().to_numpy()
         pos = {lv: i for i, lv in enumerate(self.levels or [])}
-        idx = s[~miss].map(pos).fillna(len(pos)).to_numpy(dtype=np.int64)
-        out = np.bincount(idx, minlength=n_bins - 1).astype(float)
-        return np.append(out, float(miss.sum()))
+        # levels, then other levels (len(pos)), then missing (len(pos) + 1)
+        idx = level_codes(values, pos, len(pos), len(pos) + 1)
+        return np.bincount(idx, minlength=n_bins).astype(float)
 
     def labels(self) -> list[str]:
         """Readable bin names, in order."""
@@ -211,14 +209,19 @@ class DriftAccumulator:
         self.n_rows = 0
         self.n_flagged = 0
 
-    def update(self, df: pd.DataFrame, scores: np.ndarray, flags: np.ndarray) -> None:
-        """Add one batch: the raw rows (already scored, so valid) and their scores and flags."""
+    def update(self, df: pd.DataFrame, scores: np.ndarray, flags: np.ndarray,
+               clean: pd.DataFrame | None = None) -> None:
+        """Add one batch: the raw rows (already scored, so valid) and their scores and flags.
+
+        ``clean``: the same rows already validated by the schema (skips validating them again).
+        """
         self.n_rows += len(df)
         self.n_flagged += int(np.sum(flags))
         self.score_counts += self.score_ref.bin_counts(np.asarray(scores, float))
         if self.profile is None:
             return
-        clean = self.schema.validate(df[self.schema.feature_names], handle_unknown="keep")
+        if clean is None:
+            clean = self.schema.validate(df[self.schema.feature_names], handle_unknown="keep")
         for acc, prof in zip(self.counts, self.profile.columns):
             acc += prof.bin_counts(clean[prof.name].to_numpy())
 

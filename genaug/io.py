@@ -77,14 +77,24 @@ def iter_parquet_batches(
 
     Memory stays bounded by the batch (and row-group) size, whatever the file size.
     """
+    for batch in iter_parquet_record_batches(path, batch_rows):
+        yield batch.to_pandas()
+
+
+def iter_parquet_record_batches(
+    path: str | os.PathLike, batch_rows: int = 65536, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """:func:`iter_parquet_batches` as Arrow record batches (of ``columns``, default all)."""
     path, file = _check_file(path)
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer=False: with pre-buffering, iter_batches keeps every row group it has read
+        # cached until the file is closed, so memory grew with the file's size
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as e:
         raise CorruptFileError("not a readable Parquet file", file=file, expected="a Parquet file",
                                found=str(e).splitlines()[0][:200]) from None
     _check_shape(pf.schema_arrow.names, pf.metadata.num_rows, file)
-    batches = pf.iter_batches(batch_size=batch_rows)
+    batches = pf.iter_batches(batch_size=batch_rows, columns=columns)
     while True:
         try:
             batch = next(batches)
@@ -94,7 +104,7 @@ def iter_parquet_batches(
             raise CorruptFileError("Parquet data could not be decoded", file=file,
                                    expected="a Parquet file",
                                    found=str(e).splitlines()[0][:200]) from None
-        yield batch.to_pandas()
+        yield batch
 
 
 def _read_parquet(path: Path) -> pa.Table:

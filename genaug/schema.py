@@ -293,8 +293,23 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def level_codes(values: Any, mapping: dict[Any, int], unknown: int, missing: int) -> np.ndarray:
+    """``mapping[v]`` for each value (``unknown`` if absent, ``missing`` for None/NaN), int64.
+
+    Hashes each distinct value once (``pd.factorize``) rather than every cell.
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    lookup = np.fromiter((mapping.get(u, unknown) for u in uniques), dtype=np.int64,
+                         count=len(uniques))
+    return np.append(lookup, np.int64(missing))[codes]  # code -1 (missing) takes the last slot
+
+
 def _as_str(s: pd.Series) -> pd.Series:
     """Categorical values as strings (None for missing), so 1, '1' and True compare predictably."""
+    if isinstance(s.dtype, pd.StringDtype) or (
+        s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "string"
+    ):  # already text: only the missing marker changes (fast path for large batches)
+        return pd.Series(s.to_numpy(dtype=object, na_value=None), index=s.index, dtype=object)
     obj = s.astype(object)
     mask = s.isna().to_numpy()
     if pd.api.types.is_float_dtype(s):

@@ -202,7 +202,7 @@ def _trimmed_mean(per_row: torch.Tensor, trim: float) -> float:
 
 @torch.inference_mode()
 def score_parts(
-    model: EnsembleVAE, nll_fn: ColumnNLL, table: TensorTable, chunk: int = 32768
+    model: EnsembleVAE, nll_fn: ColumnNLL, table: TensorTable, chunk: int = 4096
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic per-column NLL ``(K, n, C)`` and KL ``(K, n)`` at the posterior mean."""
     model.eval()
@@ -216,7 +216,9 @@ def score_parts(
             table.cat_codes[sl].expand(k, -1, -1),
             None if table.cond is None else table.cond[sl].expand(k, -1, -1),
         )
-        nll, kl = negative_elbo_parts(model, nll_fn, part, None)
+        out, num_logvar, mu, logvar = model.forward_mean(part.X, part.cond)
+        nll = nll_fn(out, num_logvar, part.X, part.num_missing, part.cat_codes)
+        kl = kl_normal(mu, logvar)
         nlls.append(nll)
         kls.append(kl)
     return torch.cat(nlls, 1), torch.cat(kls, 1)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from scipy.special import ndtri
 
-from .schema import CATEGORICAL, DATETIME, Schema
+from .schema import CATEGORICAL, DATETIME, Schema, level_codes
 
 OTHER = "__other__"
 MISSING = "__missing__"
@@ -202,12 +202,7 @@ class TabularEncoder:
     @staticmethod
     def _codes(vals: np.ndarray, st: dict[str, Any]) -> np.ndarray:
         slots = {lv: i for i, lv in enumerate(st["slots"])}
-        s = pd.Series(vals, dtype=object)
-        isna = s.isna().to_numpy()
-        mapped = s.map(slots).to_numpy(dtype=float, na_value=np.nan)
-        out = np.where(np.isnan(mapped), slots.get(OTHER, -1), mapped).astype(np.int64)
-        out[isna] = slots.get(MISSING, -1)
-        return out
+        return level_codes(vals, slots, slots.get(OTHER, -1), slots.get(MISSING, -1))
 
     # ----------------------------------------------------------------------------- inverse
     def inverse_transform(

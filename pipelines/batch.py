@@ -53,7 +53,8 @@ def report(res: BatchResult, desc: str, quarantine: str) -> dict[str, Any]:
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
 def process_folder(incoming: str, model: str, out: str, processed: str, quarantine: str,
-                   ledger: str, min_age: float, log_to_mlflow: bool) -> dict[str, Any]:
+                   ledger: str, min_age: float, log_to_mlflow: bool,
+                   stale_after: float = 3600.0) -> dict[str, Any]:
     """Load the model once and process the folder; each scored file is logged to MLflow."""
     from genaug import tracking
 
@@ -67,7 +68,8 @@ def process_folder(incoming: str, model: str, out: str, processed: str, quaranti
             log_file(desc, det.threshold_, target, scored)
 
     res = score_incoming(incoming, det, out=out, processed=processed, quarantine=quarantine,
-                         ledger=Ledger(ledger), min_age=min_age, on_scored=on_scored)
+                         ledger=Ledger(ledger, stale_after=stale_after), min_age=min_age,
+                         on_scored=on_scored)
     logger.info("%s with %s", res.summary(), desc)
     return report(res, desc, quarantine)
 
@@ -106,23 +108,25 @@ def load_model(model: str) -> tuple[AnomalyDetector, str]:
 
 @task(cache_policy=NO_CACHE)
 def score_one(path: str, detector: AnomalyDetector, out: str, processed: str, quarantine: str,
-              ledger: str, min_age: float) -> FileOutcome:
+              ledger: str, min_age: float, stale_after: float = 3600.0) -> FileOutcome:
     """Claim, score and move one file (on a Dask worker); bad input is quarantined, not raised."""
     return process_file(path, detector, out=out, processed=processed, quarantine=quarantine,
-                        ledger=Ledger(ledger), min_age=min_age)
+                        ledger=Ledger(ledger, stale_after=stale_after), min_age=min_age)
 
 
 @flow(name="score-incoming-files")
 def score_files(incoming: str, model: str, out: str, processed: str, quarantine: str,
-                ledger: str, min_age: float, log_to_mlflow: bool) -> dict[str, Any]:
+                ledger: str, min_age: float, log_to_mlflow: bool,
+                stale_after: float = 3600.0) -> dict[str, Any]:
     """One task per file on the flow's task runner (a Dask cluster); MLflow logging stays in
     this process. The model is loaded once and shipped to the workers with each task."""
     logger = get_run_logger()
     if log_to_mlflow:
         check_store()  # an unreachable store fails (and retries) before any file moves
     det, desc = load_model(model)
-    sweep_temps(out, quarantine, ledger=Ledger(ledger))
-    futures = [score_one.submit(str(p), det, out, processed, quarantine, ledger, min_age)
+    sweep_temps(out, quarantine, ledger=Ledger(ledger, stale_after=stale_after))
+    futures = [score_one.submit(str(p), det, out, processed, quarantine, ledger, min_age,
+                                stale_after)
                for p in list_incoming(incoming)]
     res = BatchResult()
     for fut in futures:
@@ -161,6 +165,7 @@ def score_incoming_flow(
     log_to_mlflow: bool = True,
     dask: str | None = None,
     dask_workers: int = 2,
+    stale_after: float = 3600.0,
 ) -> dict[str, Any]:
     """Score every new Parquet/CSV file in ``incoming`` exactly once.
 
@@ -170,6 +175,10 @@ def score_incoming_flow(
     ``score-incoming-files`` (needs the ``distributed`` extra, and workers that see the same
     folders and ledger; the ledger's claims keep every content scored once).
 
+    ``stale_after`` (seconds): a ledger claim older than this is taken to belong to a crashed
+    run, so its file is claimed and scored again, and temp files that old are swept. Set it
+    above the longest time one file can take to score (default one hour).
+
     Artifacts: ``incoming-batch`` (markdown summary) and ``incoming-batch-files`` (a table, one
     row per file with its counts and drift). With ``log_to_mlflow``, each scored file gets an
     MLflow scoring run and the whole run a ``batch`` run with the totals.
@@ -177,10 +186,11 @@ def score_incoming_flow(
     Path(incoming).mkdir(parents=True, exist_ok=True)
     if dask:
         runner = score_files.with_options(task_runner=dask_runner(dask, dask_workers))
-        res = runner(incoming, model, out, processed, quarantine, ledger, min_age, log_to_mlflow)
+        res = runner(incoming, model, out, processed, quarantine, ledger, min_age, log_to_mlflow,
+                     stale_after)
     else:
         res = process_folder(incoming, model, out, processed, quarantine, ledger, min_age,
-                             log_to_mlflow)
+                             log_to_mlflow, stale_after)
     if log_to_mlflow:
         res["mlflow_url"] = log_batch(res, incoming)
     publish(res, incoming)

@@ -10,8 +10,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from genaug import AnomalyDetector, read_table
+from genaug import AnomalyDetector
 from genaug.gate import check_labels, compare, read_validation
+from genaug.subsample import read_training_table
 from pipelines._retry import retry_unless_bad_input
 
 __all__ = ["check_labels", "train_detector"]
@@ -42,14 +43,20 @@ def judge_challenger(model_dir: str, model_name: str, validation_data: str,
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def fit_detector(
-    data: str, params: dict[str, Any], model_dir: str, label_column: str | None = None
+    data: str, params: dict[str, Any], model_dir: str, label_column: str | None = None,
+    max_train_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Read and validate ``data``, fit a detector, save it to ``model_dir``."""
+    """Read and validate ``data`` (or a seeded sample of ``max_train_rows`` of its rows), fit a
+    detector, save it to ``model_dir``."""
     from genaug import tracking
 
     logger = get_run_logger()
     tracking.check_store()  # fail (and retry) before a long fit whose result could not be logged
-    df = read_table(data)
+    df, file_rows = read_training_table(data, max_train_rows,
+                                        random_state=params.get("random_state"))
+    if file_rows is not None and file_rows > len(df):
+        logger.info("training on a random sample of %d of the %d rows of %s (max_train_rows)",
+                    len(df), file_rows, data)
     if label_column:
         check_labels(df, label_column, data)
     t0 = time.perf_counter()
@@ -58,20 +65,23 @@ def fit_detector(
     det.save(model_dir)
     logger.info("fitted on %d rows x %d columns in %.1f s; threshold %.4g (flag rate %.2f%%)",
                 len(df), det.n_features_in_, seconds, det.threshold_, 100 * det.flag_rate_)
-    return {"model_dir": model_dir, "fit_seconds": seconds, "n_rows": len(df)}
+    return {"model_dir": model_dir, "fit_seconds": seconds, "n_rows": len(df),
+            "n_file_rows": len(df) if file_rows is None else file_rows}
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def log_and_register(
     data: str, model_dir: str, fit_seconds: float, model_name: str,
     label_column: str | None, min_val_auc: float, decision: Any = None,
-    validation_data: str | None = None,
+    validation_data: str | None = None, max_train_rows: int | None = None,
+    sample_seed: int | None = None,
 ) -> dict[str, Any]:
     """Log the fitted detector to MLflow and register it; move ``champion`` if it passes."""
     from genaug import tracking
 
     tracking.check_store()  # MLflow itself would wait ~20 s per call on a locked SQLite store
-    df = read_table(data)
+    # the same seeded sample fit_detector trained on (the whole file without max_train_rows)
+    df, file_rows = read_training_table(data, max_train_rows, random_state=sample_seed)
     det = AnomalyDetector.load(model_dir)
     labels = None
     if label_column:
@@ -81,6 +91,8 @@ def log_and_register(
         register_as=model_name, labels=labels, min_val_auc=min_val_auc, fit_seconds=fit_seconds,
         decision=decision,
         validation_source=None if validation_data is None else str(Path(validation_data)),
+        extra_params={"max_train_rows": max_train_rows,
+                      "n_file_rows": len(df) if file_rows is None else file_rows},
     )
     return rec.__dict__
 
@@ -97,8 +109,14 @@ def train_detector(
     validation_data: str | None = None,
     validation_label: str = "is_anomaly",
     tolerance: float = 0.0,
+    max_train_rows: int | None = None,
 ) -> dict[str, Any]:
     """Train a detector on ``data`` and register it as ``model_name`` in MLflow.
+
+    With ``max_train_rows``, a file with more rows is not loaded whole: a uniform random sample
+    of that many rows (seeded by ``random_state``; Parquet read in batches, so memory stays
+    bounded) is the training table. The run's parameters record ``max_train_rows``, ``n_rows``
+    (rows trained on) and ``n_file_rows``.
 
     ``target`` is left out of the features; ``label_column`` (1 = anomaly), if given, is left
     out too. The ``champion`` alias moves to the new version only if it passes the gate:
@@ -117,13 +135,15 @@ def train_detector(
     if validation_data:
         check_validation(validation_data, validation_label)
     with tempfile.TemporaryDirectory(prefix="genaug-model-") as tmp:
-        fitted = fit_detector(data, p, str(Path(tmp) / "detector"), label_column)
+        fitted = fit_detector(data, p, str(Path(tmp) / "detector"), label_column,
+                              max_train_rows)
         decision = None
         if validation_data:
             decision = judge_challenger(fitted["model_dir"], model_name, validation_data,
                                         validation_label, min_val_auc, tolerance)
         rec = log_and_register(data, fitted["model_dir"], fitted["fit_seconds"], model_name,
-                               label_column, min_val_auc, decision, validation_data)
+                               label_column, min_val_auc, decision, validation_data,
+                               max_train_rows, p.get("random_state"))
     create_markdown_artifact(key="detector-training", markdown=_summary(data, fitted, rec))
     return rec
 
@@ -135,7 +155,8 @@ def _num(v: float | None) -> str:
 def _summary(data: str, fitted: dict[str, Any], rec: dict[str, Any]) -> str:
     """The training run's Prefect artifact (markdown)."""
     md = (f"### Detector trained on `{data}`\n\n| item | value |\n|---|---|\n"
-          f"| rows | {fitted['n_rows']} |\n| fit seconds | {fitted['fit_seconds']:.1f} |\n"
+          f"| rows | {fitted['n_rows']} (of {fitted['n_file_rows']} in the file) |\n"
+          f"| fit seconds | {fitted['fit_seconds']:.1f} |\n"
           f"| registered | {rec['registered_name']} v{rec['version']} |\n"
           f"| gate | {rec['gate']} |\n| promoted | {rec['promoted']} |\n"
           f"| champion now | v{rec['champion_version']} |\n| MLflow run | {rec['url']} |\n")

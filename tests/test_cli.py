@@ -73,3 +73,22 @@ def test_augment_command_writes_the_table_and_names_a_missing_target(prefect_api
     args = build_parser().parse_args(["evaluate", "--data", "x", "--target", "y",
                                       "--arms", "none,vae+filter"])
     assert args.arms == "none,vae+filter" and args.splits == 5 and args.max_rows == 5000
+
+
+def test_train_with_max_train_rows_logs_the_sample(prefect_api, mlflow_store):
+    import mlflow
+
+    from genaug.tracking import TRAIN_EXPERIMENT
+
+    data = mlflow_store / "big.parquet"
+    mixed_frame(n=1200, seed=7).drop(columns="is_anomaly").to_parquet(data, row_group_size=200)
+    rc, out, _ = _run(["train", "--data", str(data), "--name", "sampled", "--seed", "3",
+                       "--max-train-rows", "250",
+                       "--params", json.dumps({"max_steps": 30, "n_members": 1})])
+    assert rc == 0
+    c = mlflow.MlflowClient()
+    exp = c.get_experiment_by_name(TRAIN_EXPERIMENT)
+    (run,) = c.search_runs([exp.experiment_id])
+    params = run.data.params
+    assert params["max_train_rows"] == "250" and params["n_rows"] == "250"
+    assert params["n_file_rows"] == "1200"

@@ -194,3 +194,36 @@ def test_bad_batch_late_in_the_file_leaves_no_output(tmp_path, detector):
         score_file(tmp_path / "x.parquet", detector, tmp_path / "out" / "x.scores.parquet",
                    batch_rows=100)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_batch_command_stale_after_takes_over_a_crashed_runs_claim(prefect_api, mlflow_store,
+                                                                    detector):
+    import contextlib
+    import io
+    import sqlite3
+
+    from genaug.cli import main
+    from genaug.ledger import file_digest
+
+    model = detector.save(mlflow_store / "model")
+    inc = mlflow_store / "incoming"
+    inc.mkdir()
+    mixed_frame(n=40, seed=18).drop(columns="is_anomaly").to_parquet(inc / "ok.parquet")
+    _age(inc / "ok.parquet")
+    ledger = mlflow_store / "l.db"
+    # a run that claimed the file 2 minutes ago and was killed before finishing it
+    assert Ledger(ledger).claim(file_digest(inc / "ok.parquet"), "ok.parquet")
+    with contextlib.closing(sqlite3.connect(ledger)) as db, db:
+        db.execute("UPDATE files SET claimed_at = claimed_at - 120")
+    scores = mlflow_store / "scores" / "ok.scores.parquet"
+    argv = ["batch", "--incoming", str(inc), "--model", str(model),
+            "--out", str(mlflow_store / "scores"), "--processed", str(mlflow_store / "done"),
+            "--quarantine", str(mlflow_store / "q"), "--ledger", str(ledger)]
+    quiet = (contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()))
+    with quiet[0], quiet[1]:
+        assert main(argv) == 0  # default stale_after (1 h): the claim is live, left alone
+    assert not scores.exists() and (inc / "ok.parquet").exists()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*argv, "--stale-after", "60"]) == 0  # 120 s > 60 s: taken over
+    assert scores.exists() and not (inc / "ok.parquet").exists()
+    assert len(pd.read_parquet(scores)) == 40
