@@ -197,11 +197,20 @@ def close_orphaned_runs(c: MlflowClient, exp_id: str) -> list[str]:
     return closed
 
 
-def _start_run(c: MlflowClient, exp_id: str, *, run_name: str, tags: dict[str, str]) -> Any:
-    """A new run tagged with this host and process, after closing runs orphaned by dead ones."""
+@contextlib.contextmanager
+def _run(c: MlflowClient, exp_id: str, *, run_name: str, tags: dict[str, str]) -> Iterator[str]:
+    """A new run (its id) tagged with this host and process, ended FINISHED, or FAILED on any
+    error; runs orphaned by dead processes are closed first."""
     close_orphaned_runs(c, exp_id)
-    return c.create_run(exp_id, run_name=run_name, tags={
+    run = c.create_run(exp_id, run_name=run_name, tags={
         **tags, "genaug.host": socket.gethostname(), "genaug.pid": str(os.getpid())})
+    run_id = run.info.run_id
+    try:
+        yield run_id
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+    c.set_terminated(run_id, "FINISHED")
 
 
 def run_url(run_id: str, exp_id: str, host: str = "http://127.0.0.1:5000") -> str:
@@ -361,10 +370,9 @@ def log_detector_training(
     uri = tracking_uri()
     c = MlflowClient(tracking_uri=uri)
     exp_id = experiment_id(c, experiment)
-    run = _start_run(c, exp_id, run_name=run_name or f"train-{dataset_name}",
-                       tags={"genaug.kind": "detector-training", "genaug.dataset": dataset_name})
-    run_id = run.info.run_id
-    try:
+    with _run(c, exp_id, run_name=run_name or f"train-{dataset_name}",
+              tags={"genaug.kind": "detector-training",
+                    "genaug.dataset": dataset_name}) as run_id:
         params = {k: v for k, v in detector.get_params().items()}
         params.update({
             "n_rows": len(X), "n_features": len(detector.model_feature_names_),
@@ -455,10 +463,6 @@ def log_detector_training(
             c.set_tag(run_id, "genaug.gate.validation_data", validation_source or "")
             c.log_dict(run_id, {**decision.to_dict(), "final_gate": gate, "promoted": promoted},
                        "gate/decision.json")
-        c.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
-        raise
     return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
                           run_url(run_id, exp_id), champion_version,
                           None if decision is None else decision.to_dict())
@@ -528,20 +532,14 @@ def log_batch_run(
     ``batch/files.csv``. Returns (run_id, url)."""
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = _start_run(c, exp_id, run_name=f"batch-{Path(incoming).name}",
-                       tags={"genaug.kind": "batch"})
-    run_id = run.info.run_id
-    try:
+    with _run(c, exp_id, run_name=f"batch-{Path(incoming).name}",
+              tags={"genaug.kind": "batch"}) as run_id:
         c.log_batch(run_id, params=[Param("model", model_desc[:6000]),
                                     Param("incoming", incoming[:6000])])
         now = int(time.time() * 1000)
         c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
         if files:
             c.log_text(run_id, pd.DataFrame(files).to_csv(index=False), "batch/files.csv")
-        c.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
-        raise
     return run_id, run_url(run_id, exp_id)
 
 
@@ -595,10 +593,8 @@ def log_scoring_run(
     """
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = _start_run(c, exp_id, run_name=f"score-{Path(input_file).name}",
-                       tags={"genaug.kind": "scoring"})
-    run_id = run.info.run_id
-    try:
+    with _run(c, exp_id, run_name=f"score-{Path(input_file).name}",
+              tags={"genaug.kind": "scoring"}) as run_id:
         params = {"model": model_desc, "input_file": input_file,
                   "output_file": output_file or "", "threshold": threshold}
         c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
@@ -619,10 +615,6 @@ def log_scoring_run(
             _log_figure(c, run_id, _blame_figure(flagged.rename(columns=lambda x: x[8:]),
                                                  "Most blamed columns, flagged rows"),
                         "plots/top_blamed_columns.png")
-        c.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
-        raise
     return run_id, run_url(run_id, exp_id)
 
 
@@ -734,10 +726,9 @@ def log_augmenter_training(
     """
     c = client()
     exp_id = experiment_id(c, experiment)
-    run = _start_run(c, exp_id, run_name=f"augmenter-{dataset_name}",
-                       tags={"genaug.kind": "augmenter-training", "genaug.dataset": dataset_name})
-    run_id = run.info.run_id
-    try:
+    with _run(c, exp_id, run_name=f"augmenter-{dataset_name}",
+              tags={"genaug.kind": "augmenter-training",
+                    "genaug.dataset": dataset_name}) as run_id:
         params = {**augmenter.get_params(), "n_rows": len(X),
                   "n_features": augmenter.n_features_in_,
                   "classes": ",".join(map(str, augmenter.classes_.tolist())),
@@ -798,10 +789,6 @@ def log_augmenter_training(
             version, promoted = _register(c, register_as, info, run_id, gate)
         champion_version = _alias_version(c, register_as) if register_as else None
         c.set_tag(run_id, "genaug.gate", gate[:5000])
-        c.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
-        raise
     return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
                           run_url(run_id, exp_id), champion_version)
 
@@ -836,11 +823,9 @@ def log_augmented_dataset(
     c = client()
     exp_id = experiment_id(c, experiment)
     out = Path(manifest.output)
-    run = _start_run(c, exp_id, run_name=f"augment-{Path(manifest.source).stem}",
-                       tags={"genaug.kind": "augmented-dataset",
-                             "genaug.model": str(manifest.model.get("ref"))})
-    run_id = run.info.run_id
-    try:
+    with _run(c, exp_id, run_name=f"augment-{Path(manifest.source).stem}",
+              tags={"genaug.kind": "augmented-dataset",
+                    "genaug.model": str(manifest.model.get("ref"))}) as run_id:
         params = {"source": manifest.source, "source_sha256": manifest.source_sha256,
                   "output": manifest.output, "output_sha256": manifest.output_sha256,
                   "target": manifest.target, "seed": manifest.seed,
@@ -860,10 +845,6 @@ def log_augmented_dataset(
         c.log_dict(run_id, manifest.to_dict(), "augmented/manifest.json")
         if log_file:
             c.log_artifact(run_id, str(out), "augmented")
-        c.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
-        raise
     return run_id, run_url(run_id, exp_id)
 
 
@@ -888,11 +869,9 @@ def log_evaluation(
     arm x classifier x split (its test metrics). Returns (parent run_id, url)."""
     c = client()
     exp_id = experiment_id(c, experiment)
-    parent = _start_run(c, exp_id, run_name=f"evaluate-{dataset_name}",
-                          tags={"genaug.kind": "augmentation-evaluation",
-                                "genaug.dataset": dataset_name})
-    pid = parent.info.run_id
-    try:
+    with _run(c, exp_id, run_name=f"evaluate-{dataset_name}",
+              tags={"genaug.kind": "augmentation-evaluation",
+                    "genaug.dataset": dataset_name}) as pid:
         cfg = {**result.config, **(params or {})}
         c.log_batch(pid, params=[Param(k, str(v)[:6000]) for k, v in cfg.items()])
         now = int(time.time() * 1000)
@@ -930,8 +909,4 @@ def log_evaluation(
                                  if k not in skip and isinstance(v, (int, float, np.number))
                                  and not isinstance(v, bool) and math.isfinite(float(v))])
             c.set_terminated(cid, "FINISHED")
-        c.set_terminated(pid, "FINISHED")
-    except BaseException:
-        c.set_terminated(pid, "FAILED")
-        raise
     return pid, run_url(pid, exp_id)
