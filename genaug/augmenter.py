@@ -320,8 +320,11 @@ class Augmenter(BaseEstimator):
         assert self.gan_ is not None
         best = _Best(self.gan_)
 
+        checks = iter(range(1, 1 << 30))
+
         def on_check(rec: dict[str, Any]) -> bool:
             rec["phase"] = "gan"
+            rec["epoch"] = next(checks)  # the check's number: one "epoch" per check
             if not checker.active:
                 return False
             rec["val_c2st"] = checker("gan")
@@ -577,8 +580,12 @@ class Augmenter(BaseEstimator):
         contract): the original rows first, then the synthetic ones (``n_synthetic_``)."""
         from imblearn.utils import check_sampling_strategy
 
-        self.fit(X, y)
         labels = _labels(y, len(X))
+        if len(np.unique(labels)) < 2:
+            raise GenaugInputError(
+                "fit_resample needs at least two classes", column=LABEL_COLUMN,
+                expected="labels of 2 or more classes", found=f"only {labels[0]!r}")
+        self.fit(X, y)
         wanted = check_sampling_strategy(self.sampling_strategy, labels, "over-sampling")
         frames, ys = [], []
         for cls, k in wanted.items():
@@ -623,9 +630,9 @@ class Augmenter(BaseEstimator):
             tensors.update({"post.mu": self._post_mu, "post.logvar": self._post_logvar,
                             "post.labels": self._post_labels})
         if self._guard is not None:
-            tensors["guard.values"] = torch.as_tensor(self._guard.values)
-            tensors["guard.slots"] = torch.as_tensor(self._guard.slots)
-            tensors["guard.labels"] = torch.as_tensor(self._guard.labels)
+            tensors["guard.values"] = torch.tensor(self._guard.values)
+            tensors["guard.slots"] = torch.tensor(self._guard.slots)
+            tensors["guard.labels"] = torch.tensor(self._guard.labels)
         det_cfg = None
         if self.detector_ is not None:
             det_cfg, det_t = self.detector_.to_state()
