@@ -232,6 +232,7 @@ class Augmenter(BaseEstimator):
             if not self.drop_anomalies:
                 keep[:] = True
         self.n_dropped_ = int((~keep).sum())
+        self.dropped_index_ = np.flatnonzero(~keep)
 
         fit_idx, val_idx = _stratified_split(y_idx, keep, self.validation_fraction,
                                              np.random.default_rng(s_split))
@@ -659,6 +660,7 @@ class Augmenter(BaseEstimator):
             "guard_thresholds": self.guard_thresholds_,
             "anomaly_thresholds": getattr(self, "anomaly_thresholds_", None),
             "n_dropped": self.n_dropped_,
+            "dropped_index": self.dropped_index_,
             "validation_index": self.validation_index_,
             "sample_seed": self.sample_seed_,
             "history": self.history_,
@@ -693,6 +695,7 @@ class Augmenter(BaseEstimator):
             self.best_gan_step_ = cfg["best_gan_step"]
         self.guard_thresholds_ = np.asarray(cfg["guard_thresholds"], dtype=float)
         self.n_dropped_ = cfg["n_dropped"]
+        self.dropped_index_ = np.asarray(cfg["dropped_index"], dtype=np.int64)
         self.validation_index_ = np.asarray(cfg["validation_index"], dtype=np.int64)
         self.sample_seed_ = cfg["sample_seed"]
         self.history_ = cfg["history"]
