@@ -37,6 +37,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,11 +284,19 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
-        rows += fidelity_rows(data, name, args, params)
+        try:
+            rows += fidelity_rows(data, name, args, params)
+        except Exception:  # one broken set must not cost the others' results
+            traceback.print_exc()
+            continue
         pd.DataFrame(rows).to_csv(out, index=False)  # partial results survive a crash
         if args.evaluate:
             t0 = time.perf_counter()
-            rec = evaluate_set(data, name, args, params)
+            try:
+                rec = evaluate_set(data, name, args, params)
+            except Exception:
+                traceback.print_exc()
+                continue
             records.append(rec)
             pd.concat(records).to_csv(_eval_path(out), index=False)
             print(f"{name}: classifier evaluation in {time.perf_counter() - t0:.0f} s",
