@@ -90,6 +90,24 @@ class Augmenter(BaseEstimator):
         minority/majority ratio after resampling) or a dict ``{class: n_samples}``.
     numeric, max_levels, int_max_levels : encoder settings (see :class:`TabularEncoder`).
     device, n_threads, random_state, verbose : as for :class:`AnomalyDetector`.
+
+    Attributes
+    ----------
+    classes_, class_counts_ : the labels seen by ``fit`` (sorted) and their row counts.
+    history_ : list of JSON-ready dicts, one per VAE epoch (``phase="vae"``), then one per
+        latent-GAN check (``phase="gan"``, only with ``model="gan"``). Every record has
+        ``phase`` and ``epoch`` (1-based within its phase). VAE records: ``step`` (optimiser
+        steps so far), ``train_loss`` (KL-weighted negative ELBO per row), ``train_nll``,
+        ``train_kl``; on some epochs ``val_loss`` (validation rows); on checked epochs
+        (every ``c2st_every`` and the last) ``val_c2st`` (mean over classes) and
+        ``val_c2st_class{i}`` (``i`` indexes ``classes_``). GAN records: ``gan_step``,
+        ``critic_loss``, ``generator_loss``, ``critic_gap``, ``val_c2st``,
+        ``val_c2st_class{i}``, ``latent_c2st`` and ``latent_c2st_class{i}``.
+    best_epoch_, best_gan_step_ : where the kept weights come from (lowest ``val_c2st``).
+    timings_ : seconds spent in ``"vae"``, ``"gan"`` and the whole ``"fit"``.
+    n_dropped_, dropped_index_ : training rows dropped by ``drop_anomalies`` (positions).
+    last_rejected_ : rows redrawn by the last :meth:`sample` call, ``{"copy", "anomaly"}``.
+    n_synthetic_ : rows added by the last :meth:`fit_resample`.
     """
 
     def __init__(
