@@ -53,6 +53,7 @@ FORMAT_VERSION = 1
 LABEL_COLUMN = "__label__"
 _CHUNK = 8192  # rows per decoder call: fits in cache, fastest on one thread
 _MAX_ROUNDS = 20  # resampling rounds for rejected rows
+_MIN_CHECK_STEPS = 50  # optimiser steps at least between validation checks (small tables)
 
 
 class Augmenter(BaseEstimator):
@@ -292,10 +293,13 @@ class Augmenter(BaseEstimator):
         history: list[dict[str, Any]] = []
         best = _Best(self.vae_)
 
+        # on small tables an epoch is one step: check every few epochs *and* steps, so that
+        # the noisy validation C2ST cannot stop training after a few dozen steps
+        every = max(int(self.c2st_every), math.ceil(_MIN_CHECK_STEPS / steps_per_epoch))
+
         def on_epoch(rec: dict[str, Any]) -> bool:
             rec["phase"] = "vae"
-            if not checker.active or (rec["epoch"] % self.c2st_every
-                                      and rec["step"] < self.n_steps_):
+            if not checker.active or (rec["epoch"] % every and rec["step"] < self.n_steps_):
                 return False
             if vae_source == "posterior":
                 self._posteriors_from(fit_t, y_idx[fit_idx])
