@@ -26,6 +26,17 @@ rare class). ``--data`` or ``$GENAUG_DATA``, default ``../shared/data``.
     python benchmarks/augmentation.py --datasets adult,cardio --seeds 0 --methods vae
     python benchmarks/augmentation.py --params '{"sample_z": "posterior"}' --tag posterior
 
+With ``--evaluate`` every data set also goes through :func:`genaug.evaluate_augmentation` on a
+5,000-row stratified subsample (``--splits`` seeded train/validation/test splits, 50/25/25;
+arms ``--arms``: none, random, smote, vae, gan and the default model with ``drop_anomalies``
+or ``reject_anomalies``; classifiers ``--classifiers``, the forest with ``--rf-trees`` trees;
+``--ratio`` grows the rare class to that share of the majority, default full balance). It
+prints, per set and arm, the PR-AUC change against "none" per classifier and averaged over
+them (95 % t-interval over the paired splits) beside the arm's fidelity figures, then means
+over the mixed tables and over the ADBench sets. Records go to ``<out>-eval.csv``.
+
+    python benchmarks/augmentation.py --evaluate --seeds 0 --rf-trees 50 --tag full
+
 Arms are functions in ``METHODS`` (fit on the training rows, return synthetic rare rows) and
 metrics functions in ``METRICS`` (compare them with the holdout): add entries to extend it.
 """
