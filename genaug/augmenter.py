@@ -53,6 +53,7 @@ FORMAT_VERSION = 1
 LABEL_COLUMN = "__label__"
 _CHUNK = 8192  # rows per decoder call: fits in cache, fastest on one thread
 _MAX_ROUNDS = 20  # resampling rounds for rejected rows
+_PRIOR_AFTER = 3  # rounds before rejected rows are drawn from the prior
 _MIN_CHECK_STEPS = 50  # optimiser steps at least between validation checks (small tables)
 
 
@@ -536,8 +537,11 @@ class Augmenter(BaseEstimator):
         slots = np.empty((n, self._decoder.n_cat), dtype=np.int64)
         todo = np.arange(n)
         self.last_rejected_ = {"copy": 0, "anomaly": 0}
-        for _ in range(_MAX_ROUNDS):
-            v, m, s = self._draw(y_idx[todo], source, tg)
+        for round_ in range(_MAX_ROUNDS):
+            # a row still rejected after a few rounds sits where the posteriors (or the GAN)
+            # crowd the training rows: draw it from the prior instead
+            src = source if round_ < _PRIOR_AFTER else "prior"
+            v, m, s = self._draw(y_idx[todo], src, tg)
             values[todo], missing[todo], slots[todo] = v, m, s
             bad = np.zeros(len(todo), dtype=bool)
             if self._guard is not None and len(todo):
