@@ -360,6 +360,32 @@ def test_samples_contain_no_copies_of_training_rows():
     assert guarded == 0.0 and aug.last_rejected_["copy"] > 0
 
 
+def test_rows_the_guard_keeps_rejecting_are_drawn_from_the_prior(data, monkeypatch):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        aug = Augmenter(random_state=0, sample_z="posterior", **FAST).fit(X, y)
+    sources: list[str] = []
+    draw = aug._draw
+
+    def spy(y_idx, source, tg):
+        sources.append(source)
+        return draw(y_idx, source, tg)
+
+    class Crowded:  # every posterior draw is a near copy; prior draws are fine
+        def too_close(self, values, slots, labels):
+            return np.full(len(values), sources[-1] == "posterior")
+
+    monkeypatch.setattr(aug, "_draw", spy)
+    monkeypatch.setattr(aug, "_guard", Crowded())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s, _ = aug.sample(100, label="rare")
+    assert len(s) == 100 and not caught
+    assert sources == ["posterior"] * 3 + ["prior"]
+    assert aug.last_rejected_["copy"] == 300
+
+
 # ------------------------------------------------------------------------ bad input
 
 
