@@ -408,7 +408,8 @@ def eval_report(rec: pd.DataFrame, fid: pd.DataFrame, arms: list[str]) -> str:
 
 def eval_summary(rec: pd.DataFrame, fid: pd.DataFrame, arms: list[str]) -> str:
     """Mean PR-AUC change vs none over data sets (mixed tables, ADBench), per arm and
-    classifier, with how many sets it helps / hurts (95 % CI over splits per set)."""
+    classifier, with how many sets it helps / hurts (95 % CI over splits per set), and the
+    mean fidelity figures (label fidelity as the mean absolute gap)."""
     lines = ["PR-AUC change vs none, mean over data sets (sets where the mean over classifiers "
              "helps/hurts: CI above/below 0):"]
     fid_set = fid.groupby(["dataset", "method"], sort=False).mean(numeric_only=True)
@@ -437,8 +438,9 @@ def eval_summary(rec: pd.DataFrame, fid: pd.DataFrame, arms: list[str]) -> str:
             for k in ("c2st", "label_fid", "dcr_ratio", "copies", "fit_s", "rows_per_s"):
                 vals = [fid_set.loc[(n, arm), k] for n in sets
                         if (n, arm) in fid_set.index and k in fid_set.columns]
-                vals = [v for v in vals if not pd.isna(v)]
-                row[k] = f"{np.mean(vals):.3g}" if vals else ""
+                vals = [abs(v) if k == "label_fid" else v for v in vals if not pd.isna(v)]
+                row["|label_fid|" if k == "label_fid" else k] = (f"{np.mean(vals):.3g}" if vals
+                                                                  else "")
             rows.append(row)
         lines.append(f"{group} ({len(sets)} sets: {', '.join(sets)}):")
         with pd.option_context("display.width", 250, "display.max_columns", 50):
