@@ -4,6 +4,9 @@ Importing genaug starts no Prefect, no MLflow and no training; flows live in ``p
 every MLflow call in :mod:`genaug.tracking`.
 """
 
+import importlib
+from typing import Any
+
 from .augmenter import Augmenter
 from .detector import AnomalyDetector
 from .errors import GenaugError, GenaugInputError, ModelFormatError
@@ -12,9 +15,24 @@ from .io import read_table
 __all__ = [
     "AnomalyDetector",
     "Augmenter",
+    "EvaluationResult",
+    "FidelityReport",
     "GenaugError",
     "GenaugInputError",
     "ModelFormatError",
+    "evaluate_augmentation",
+    "fidelity_report",
     "read_table",
 ]
 __version__ = "0.1.0"
+
+# imported on first use: they pull in matplotlib and scipy.stats (seconds at start-up)
+_LAZY = {"EvaluationResult": "evaluation", "evaluate_augmentation": "evaluation",
+         "FidelityReport": "fidelity", "fidelity_report": "fidelity"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

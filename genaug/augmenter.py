@@ -53,6 +53,8 @@ FORMAT_VERSION = 1
 LABEL_COLUMN = "__label__"
 _CHUNK = 8192  # rows per decoder call: fits in cache, fastest on one thread
 _MAX_ROUNDS = 20  # resampling rounds for rejected rows
+_PRIOR_AFTER = 3  # rounds before rejected rows are drawn from the prior
+_MIN_CHECK_STEPS = 50  # optimiser steps at least between validation checks (small tables)
 
 
 class Augmenter(BaseEstimator):
@@ -90,6 +92,24 @@ class Augmenter(BaseEstimator):
         minority/majority ratio after resampling) or a dict ``{class: n_samples}``.
     numeric, max_levels, int_max_levels : encoder settings (see :class:`TabularEncoder`).
     device, n_threads, random_state, verbose : as for :class:`AnomalyDetector`.
+
+    Attributes
+    ----------
+    classes_, class_counts_ : the labels seen by ``fit`` (sorted) and their row counts.
+    history_ : list of JSON-ready dicts, one per VAE epoch (``phase="vae"``), then one per
+        latent-GAN check (``phase="gan"``, only with ``model="gan"``). Every record has
+        ``phase`` and ``epoch`` (1-based within its phase). VAE records: ``step`` (optimiser
+        steps so far), ``train_loss`` (KL-weighted negative ELBO per row), ``train_nll``,
+        ``train_kl``; on some epochs ``val_loss`` (validation rows); on checked epochs
+        (every ``c2st_every`` and the last) ``val_c2st`` (mean over classes) and
+        ``val_c2st_class{i}`` (``i`` indexes ``classes_``). GAN records: ``gan_step``,
+        ``critic_loss``, ``generator_loss``, ``critic_gap``, ``val_c2st``,
+        ``val_c2st_class{i}``, ``latent_c2st`` and ``latent_c2st_class{i}``.
+    best_epoch_, best_gan_step_ : where the kept weights come from (lowest ``val_c2st``).
+    timings_ : seconds spent in ``"vae"``, ``"gan"`` and the whole ``"fit"``.
+    n_dropped_, dropped_index_ : training rows dropped by ``drop_anomalies`` (positions).
+    last_rejected_ : rows redrawn by the last :meth:`sample` call, ``{"copy", "anomaly"}``.
+    n_synthetic_ : rows added by the last :meth:`fit_resample`.
     """
 
     def __init__(
@@ -232,6 +252,7 @@ class Augmenter(BaseEstimator):
             if not self.drop_anomalies:
                 keep[:] = True
         self.n_dropped_ = int((~keep).sum())
+        self.dropped_index_ = np.flatnonzero(~keep)
 
         fit_idx, val_idx = _stratified_split(y_idx, keep, self.validation_fraction,
                                              np.random.default_rng(s_split))
@@ -273,10 +294,13 @@ class Augmenter(BaseEstimator):
         history: list[dict[str, Any]] = []
         best = _Best(self.vae_)
 
+        # on small tables an epoch is one step: check every few epochs *and* steps, so that
+        # the noisy validation C2ST cannot stop training after a few dozen steps
+        every = max(int(self.c2st_every), math.ceil(_MIN_CHECK_STEPS / steps_per_epoch))
+
         def on_epoch(rec: dict[str, Any]) -> bool:
             rec["phase"] = "vae"
-            if not checker.active or (rec["epoch"] % self.c2st_every
-                                      and rec["step"] < self.n_steps_):
+            if not checker.active or (rec["epoch"] % every and rec["step"] < self.n_steps_):
                 return False
             if vae_source == "posterior":
                 self._posteriors_from(fit_t, y_idx[fit_idx])
@@ -320,8 +344,11 @@ class Augmenter(BaseEstimator):
         assert self.gan_ is not None
         best = _Best(self.gan_)
 
+        checks = iter(range(1, 1 << 30))
+
         def on_check(rec: dict[str, Any]) -> bool:
             rec["phase"] = "gan"
+            rec["epoch"] = next(checks)  # the check's number: one "epoch" per check
             if not checker.active:
                 return False
             rec["val_c2st"] = checker("gan")
@@ -510,8 +537,11 @@ class Augmenter(BaseEstimator):
         slots = np.empty((n, self._decoder.n_cat), dtype=np.int64)
         todo = np.arange(n)
         self.last_rejected_ = {"copy": 0, "anomaly": 0}
-        for _ in range(_MAX_ROUNDS):
-            v, m, s = self._draw(y_idx[todo], source, tg)
+        for round_ in range(_MAX_ROUNDS):
+            # a row still rejected after a few rounds sits where the posteriors (or the GAN)
+            # crowd the training rows: draw it from the prior instead
+            src = source if round_ < _PRIOR_AFTER else "prior"
+            v, m, s = self._draw(y_idx[todo], src, tg)
             values[todo], missing[todo], slots[todo] = v, m, s
             bad = np.zeros(len(todo), dtype=bool)
             if self._guard is not None and len(todo):
@@ -577,8 +607,12 @@ class Augmenter(BaseEstimator):
         contract): the original rows first, then the synthetic ones (``n_synthetic_``)."""
         from imblearn.utils import check_sampling_strategy
 
-        self.fit(X, y)
         labels = _labels(y, len(X))
+        if len(np.unique(labels)) < 2:
+            raise GenaugInputError(
+                "fit_resample needs at least two classes", column=LABEL_COLUMN,
+                expected="labels of 2 or more classes", found=f"only {labels[0]!r}")
+        self.fit(X, y)
         wanted = check_sampling_strategy(self.sampling_strategy, labels, "over-sampling")
         frames, ys = [], []
         for cls, k in wanted.items():
@@ -623,9 +657,9 @@ class Augmenter(BaseEstimator):
             tensors.update({"post.mu": self._post_mu, "post.logvar": self._post_logvar,
                             "post.labels": self._post_labels})
         if self._guard is not None:
-            tensors["guard.values"] = torch.as_tensor(self._guard.values)
-            tensors["guard.slots"] = torch.as_tensor(self._guard.slots)
-            tensors["guard.labels"] = torch.as_tensor(self._guard.labels)
+            tensors["guard.values"] = torch.tensor(self._guard.values)
+            tensors["guard.slots"] = torch.tensor(self._guard.slots)
+            tensors["guard.labels"] = torch.tensor(self._guard.labels)
         det_cfg = None
         if self.detector_ is not None:
             det_cfg, det_t = self.detector_.to_state()
@@ -652,6 +686,7 @@ class Augmenter(BaseEstimator):
             "guard_thresholds": self.guard_thresholds_,
             "anomaly_thresholds": getattr(self, "anomaly_thresholds_", None),
             "n_dropped": self.n_dropped_,
+            "dropped_index": self.dropped_index_,
             "validation_index": self.validation_index_,
             "sample_seed": self.sample_seed_,
             "history": self.history_,
@@ -686,6 +721,7 @@ class Augmenter(BaseEstimator):
             self.best_gan_step_ = cfg["best_gan_step"]
         self.guard_thresholds_ = np.asarray(cfg["guard_thresholds"], dtype=float)
         self.n_dropped_ = cfg["n_dropped"]
+        self.dropped_index_ = np.asarray(cfg["dropped_index"], dtype=np.int64)
         self.validation_index_ = np.asarray(cfg["validation_index"], dtype=np.int64)
         self.sample_seed_ = cfg["sample_seed"]
         self.history_ = cfg["history"]

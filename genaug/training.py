@@ -138,6 +138,7 @@ def train_vae(
     eval_every = max(1, n_epochs // 50)
     perms: np.ndarray | None = None
     running, count, epoch = 0.0, 0, 0
+    run_nll, run_kl = 0.0, 0.0
     model.train()
     bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
@@ -168,10 +169,13 @@ def train_vae(
         loss.backward()
         opt.step()
         running += float(loss.detach())
+        run_nll += float(nll.detach().sum(-1).mean())
+        run_kl += float(kl.detach().mean())
         count += 1
         if pos == steps_per_epoch - 1 or step == n_steps - 1:
             epoch += 1
-            rec = {"epoch": epoch, "step": step + 1, "train_loss": running / count}
+            rec = {"epoch": epoch, "step": step + 1, "train_loss": running / count,
+                   "train_nll": run_nll / count, "train_kl": run_kl / count}
             if valid is not None and len(valid) and (epoch % eval_every == 0
                                                       or step == n_steps - 1):
                 nll_v, kl_v = score_parts(model, nll_fn, valid)
@@ -180,7 +184,7 @@ def train_vae(
                 model.train()
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}")
-            running, count = 0.0, 0
+            running, count, run_nll, run_kl = 0.0, 0, 0.0, 0.0
             if on_epoch is not None:
                 stop = on_epoch(rec)
                 model.train()
