@@ -258,7 +258,7 @@ class ImageAugmenter(BaseEstimator):
                 if chk["selection_score"] > best_score:
                     best_score = chk["selection_score"]
                     best_state = copy.deepcopy(gen.state_dict())
-                    self.selected_ = dict(chk)
+                    self.selected_ = dict(chk, step=step)
                 bar.set_postfix(share=f"{chk['class_share']:.2f}", c2st=f"{chk['c2st_auc']:.2f}")
                 gen.train()
         assert best_state is not None

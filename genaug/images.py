@@ -186,7 +186,7 @@ def _scan_folder(folder: Path) -> tuple[list[Path], np.ndarray | None, list[str]
         files, labels = [], []
         for d in subdirs:
             inside = sorted(p for p in d.rglob("*") if p.is_file()
-                            and all(_visible(q) for q in p.relative_to(d).parts))
+                            and not any(q.startswith(".") for q in p.relative_to(d).parts))
             files += inside
             labels += [d.name] * len(inside)
         if not files:
