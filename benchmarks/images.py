@@ -125,6 +125,17 @@ def cut_class(X: np.ndarray, y: np.ndarray, rare: int, share: float, seed: int):
     return X[keep], y[keep]
 
 
+def recording_arm(factory, made: list):
+    """The factory, keeping every sampler it makes (to check the GANs after the run)."""
+
+    def make(seed: int):
+        s = factory(seed)
+        made.append(s.augmenter)
+        return s
+
+    return make
+
+
 def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
     from genaug import image_evaluation as ie
 
@@ -133,21 +144,16 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
     for f in files:
         z = np.load(f, allow_pickle=False)
         X, y = cut_class(z["X"], z["y"].astype(int), args.rare_class, args.rare_share, 0)
-        made: list = []
-
-        def gan(seed: int, shape=None, columns=None, fill=None):
-            s = ie.gan_arm(shape, columns, fill, **gan_params)(seed)
-            made.append(s.augmenter)
-            return s
-
         df, shape = ie.pixel_table(X)
         const = {c: float(df[c].iloc[0]) for c in df.columns if df[c].nunique() == 1}
+        made: list = []
+        arm = recording_arm(ie.gan_arm(shape, list(df.columns), const, **gan_params), made)
         t0 = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = ie.evaluate_image_augmentation(
                 X, y, {"none": "none", "random": "random",
-                       "gan": lambda seed: gan(seed, shape, list(df.columns), const)},
+                       "gan": arm},
                 classifiers=("logreg", "hgb", "rf"), n_splits=args.splits,
                 positive=args.rare_class, random_state=0)
         secs = time.time() - t0

@@ -20,6 +20,9 @@ images (the *checker*) is fitted once; ``n_checks`` times during training the ge
 
 The generator kept is the one with the highest ``class_share - (c2st_auc - 0.5)``; the record
 of every check is in ``history_`` (with per-epoch losses) and the chosen one in ``selected_``.
+``check_grids_`` holds, per check, ``(step, images)`` with ``grid_samples`` generated images
+per class (classes x grid_samples x C x H x W, floats) for sample grids in MLflow
+(:func:`genaug.tracking.log_image_augmenter`); they are not saved with the model.
 
 Inputs: images N x H x W or N x H x W x C (``uint8``, or floats in [0, 1]); or a pixel table (a
 2-D array or DataFrame with one column per pixel, C x H x W order) when ``image_shape`` is
@@ -38,8 +41,8 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
@@ -65,6 +68,7 @@ class ImageAugmenter(BaseEstimator):
     shift : random translation (share of the image size) applied before the discriminator.
     validation_fraction : share of real images held out for the C2ST check.
     n_checks, check_samples : how many checks during training, generated images per class.
+    grid_samples : generated images per class kept at each check for sample grids.
     sampling_strategy : for :meth:`fit_resample`, as imbalanced-learn: ``"auto"`` grows every
         class but the largest to the largest class's count; a dict ``{class: target count}``.
     image_shape : ``(C, H, W)`` or ``(H, W)`` when ``X`` is a pixel table.
@@ -86,6 +90,7 @@ class ImageAugmenter(BaseEstimator):
         validation_fraction: float = 0.2,
         n_checks: int = 10,
         check_samples: int = 64,
+        grid_samples: int = 8,
         sampling_strategy: Any = "auto",
         image_shape: tuple[int, ...] | None = None,
         device: str = "auto",
@@ -105,6 +110,7 @@ class ImageAugmenter(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_checks = n_checks
         self.check_samples = check_samples
+        self.grid_samples = grid_samples
         self.sampling_strategy = sampling_strategy
         self.image_shape = image_shape
         self.device = device
@@ -215,6 +221,7 @@ class ImageAugmenter(BaseEstimator):
                                  .round().astype(int)))
         best_score, best_state = -np.inf, None
         history: list[dict[str, float]] = []
+        self.check_grids_: list[tuple[int, np.ndarray]] = []
         run = {"d_loss": 0.0, "g_loss": 0.0, "n": 0}
         epoch = 0
         gen.train()
@@ -285,6 +292,10 @@ class ImageAugmenter(BaseEstimator):
         with torch.inference_mode():
             z = torch.randn((len(labels), self.latent), generator=g).to(self.device_)
             fake = gen(z, torch.as_tensor(labels, device=self.device_)).cpu().numpy()
+        g_m = min(self.grid_samples, m)
+        if g_m > 0:
+            grid = fake.reshape(k, m, *fake.shape[1:])[:, :g_m]
+            self.check_grids_.append((step, grid.astype(np.float32)))
         fake = fake.reshape(len(fake), -1)
         pred = checker.predict(fake)
         per_class = np.array([np.mean(pred[labels == j] == j) for j in range(k)])

@@ -1,10 +1,17 @@
 """The image anomaly detector: a convolutional VAE with a per-pixel likelihood.
 
-Score of an image (``decision_function``, higher = more anomalous): the negative ELBO at the
-posterior mean, averaged over ``n_members`` VAEs: ``sum_pixels NLL(x_p) + KL(q(z|x) || p(z))``,
-with the per-pixel Gaussian of :mod:`genaug.nn.conv_vae`. ``explain(X)`` returns the per-pixel
-NLL as an N x H x W **anomaly map** (channels summed), so that
-``explain(X).sum(axis=(1, 2)) + latent_score(X) == decision_function(X)``.
+Score of an image (``decision_function``, higher = more anomalous), as for tables:
+
+* ``vae_score(X)``: the negative ELBO at the posterior mean, averaged over ``n_members`` VAEs:
+  ``sum_pixels NLL(x_p) + KL(q(z|x) || p(z))``, with the per-pixel Gaussian of
+  :mod:`genaug.nn.conv_vae`. ``explain(X)`` returns the per-pixel NLL as an N x H x W
+  **anomaly map** (channels summed): ``explain(X).sum(axis=(1, 2)) + latent_score(X) ==
+  vae_score(X)``.
+* With ``combine="none"`` the decision score *is* ``vae_score``.
+* With ``combine="iforest"`` (the default, chosen by ``benchmarks/images.py``), the VAE score
+  and an isolation forest's score on the flattened pixels are each mapped through their
+  empirical CDF on the training images (extended linearly beyond it) and averaged, exactly as
+  :class:`genaug.AnomalyDetector` does; the maps then show where the VAE part blames.
 
 Same contract as :class:`genaug.AnomalyDetector` (PyOD's conventions, scikit-learn's
 estimator rules): ``predict`` gives 1 for anomalies; the threshold is the
@@ -29,7 +36,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from .detector import _Calibrator
 from .errors import ImageShapeError, ImageSizeError
+from .forest import ArrayForest
 from .images import to_unit_array
 from .nn.conv_vae import ConvVAE, kl_normal, pixel_nll
 from .persistence import read_model_folder, write_model_folder
@@ -52,6 +61,10 @@ class ImageAnomalyDetector(BaseEstimator):
     batch_size, lr : Adam minibatch size and learning rate.
     trim : after warm-up, the share of highest-loss images left out of each minibatch's loss
         (robustness to anomalies hidden in the training images).
+    shift : training-time augmentation: each training image is moved by up to ``shift`` pixels
+        in each direction (zero fill) every time it is drawn; 0 = off.
+    combine, n_trees : ``"iforest"`` averages the calibrated VAE score with an isolation
+        forest's (``n_trees`` trees) on the pixels; ``"none"`` is the VAE alone.
     contamination : target false-alarm rate; ``threshold_`` is this upper quantile of scores on
         the held-out validation images.
     validation_fraction : share of training images held out for the threshold and val loss.
@@ -75,6 +88,9 @@ class ImageAnomalyDetector(BaseEstimator):
         batch_size: int = 64,
         lr: float = 2e-3,
         trim: float = 0.0,
+        shift: int = 0,
+        combine: str = "iforest",
+        n_trees: int = 100,
         contamination: float = 0.01,
         validation_fraction: float = 0.1,
         device: str = "auto",
@@ -93,6 +109,9 @@ class ImageAnomalyDetector(BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.trim = trim
+        self.shift = shift
+        self.combine = combine
+        self.n_trees = n_trees
         self.contamination = contamination
         self.validation_fraction = validation_fraction
         self.device = device
@@ -102,6 +121,8 @@ class ImageAnomalyDetector(BaseEstimator):
 
     # ------------------------------------------------------------------------------- fit
     def _check_params(self) -> None:
+        if self.combine not in ("iforest", "none"):
+            raise ValueError(f"combine must be 'iforest' or 'none', got {self.combine!r}")
         if not 0.0 < self.contamination < 0.5:
             raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}")
         if not 0.0 <= self.validation_fraction < 0.9:
@@ -127,7 +148,7 @@ class ImageAnomalyDetector(BaseEstimator):
         self.image_shape_ = (c, h, w)
         self.n_features_in_ = c * h * w
         seed = np.random.SeedSequence(self.random_state)
-        s_split, s_torch, s_batch = seed.spawn(3)
+        s_split, s_torch, s_batch, s_forest = seed.spawn(4)
         rng = np.random.default_rng(s_split)
         n_val = int(round(self.validation_fraction * n)) if n >= 20 else 0
         perm = rng.permutation(n)
@@ -148,11 +169,22 @@ class ImageAnomalyDetector(BaseEstimator):
             hist = train_conv_vae(
                 model, xt[torch.as_tensor(fit_idx)], xt[torch.as_tensor(val_idx)] if n_val
                 else None, n_steps=self.n_steps_, batch_size=self.batch_size, lr=self.lr,
-                beta=self.beta, warmup=self.warmup, trim=self.trim, generator=gen, rng=brng,
+                beta=self.beta, warmup=self.warmup, trim=self.trim, shift=self.shift,
+                generator=gen, rng=brng,
                 progress=self.verbose, desc=f"training conv VAE {k + 1}/{self.n_members}")
             self.history_ += [dict(r, member=k) for r in hist]
         maps, kl = self._parts(xt)
-        scores = maps.sum((1, 2)) + kl
+        vae = maps.sum((1, 2)) + kl
+        self.forest_, self.calibrators_ = None, {}
+        if self.combine == "iforest":
+            flat = x.reshape(n, -1)
+            self.forest_ = ArrayForest.fit(flat[fit_idx], self.n_trees,
+                                           int(s_forest.generate_state(1)[0] % 2**31))
+            self.calibrators_ = {"vae": _Calibrator.fit(vae[fit_idx]),
+                                 "iforest": _Calibrator.fit(self.forest_.score(flat[fit_idx]))}
+            scores = self._final(vae, xt)
+        else:
+            scores = vae
         self.decision_scores_ = scores
         self.validation_index_ = val_idx if n_val else fit_idx
         self.validation_scores_ = scores[self.validation_index_]
@@ -202,10 +234,22 @@ class ImageAnomalyDetector(BaseEstimator):
                 kls.append((k_sum / len(self.models_)).cpu().numpy())
         return np.concatenate(maps).astype(float), np.concatenate(kls).astype(float)
 
-    def decision_function(self, X: Any, *, file: str | None = None) -> np.ndarray:
-        """Anomaly score per image; higher = more anomalous (see the module docstring)."""
+    def _final(self, vae: np.ndarray, xt: torch.Tensor) -> np.ndarray:
+        if self.forest_ is None:
+            return vae
+        forest = self.forest_.score(xt.reshape(len(xt), -1).cpu().numpy())
+        return 0.5 * (self.calibrators_["vae"](vae) + self.calibrators_["iforest"](forest))
+
+    def vae_score(self, X: Any, *, file: str | None = None) -> np.ndarray:
+        """Negative ELBO per image at the posterior mean (averaged over members)."""
         maps, kl = self._parts(self._tensor(X, file))
         return maps.sum((1, 2)) + kl
+
+    def decision_function(self, X: Any, *, file: str | None = None) -> np.ndarray:
+        """Anomaly score per image; higher = more anomalous (see the module docstring)."""
+        xt = self._tensor(X, file)
+        maps, kl = self._parts(xt)
+        return self._final(maps.sum((1, 2)) + kl, xt)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: the opposite of :meth:`decision_function`."""
@@ -252,6 +296,9 @@ class ImageAnomalyDetector(BaseEstimator):
         """Write the fitted model to ``folder`` (JSON + tensors; no pickle)."""
         check_is_fitted(self, "models_")
         tensors = {f"vae.{k}": v for k, v in self.models_.state_dict().items()}
+        if self.forest_ is not None:
+            for k, v in self.forest_.arrays.items():
+                tensors[f"forest.{k}"] = torch.as_tensor(v)
         config = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "params": self.get_params(), "dims": self.dims_, "image_shape": self.image_shape_,
@@ -259,6 +306,9 @@ class ImageAnomalyDetector(BaseEstimator):
             "validation_scores": self.validation_scores_,
             "validation_index": self.validation_index_,
             "decision_scores": self.decision_scores_, "history": self.history_,
+            "calibrators": {k: c.q for k, c in self.calibrators_.items()},
+            "forest": None if self.forest_ is None else {
+                "denominator": self.forest_.denominator, "max_depth": self.forest_.max_depth},
         }
         return write_model_folder(folder, config, tensors)
 
@@ -277,6 +327,12 @@ class ImageAnomalyDetector(BaseEstimator):
                                       if k.startswith("vae.")})
         self.models_.eval()
         self.history_ = cfg["history"]
+        self.calibrators_ = {k: _Calibrator(np.asarray(q)) for k, q in cfg["calibrators"].items()}
+        self.forest_ = None
+        if cfg["forest"] is not None:
+            arrays = {k[7:]: v.numpy() for k, v in tensors.items() if k.startswith("forest.")}
+            self.forest_ = ArrayForest(arrays, cfg["forest"]["denominator"],
+                                       cfg["forest"]["max_depth"])
         self.decision_scores_ = np.asarray(cfg["decision_scores"], dtype=float)
         self.validation_scores_ = np.asarray(cfg["validation_scores"], dtype=float)
         self.validation_index_ = np.asarray(cfg["validation_index"], dtype=int)
@@ -298,6 +354,7 @@ def train_conv_vae(
     generator: torch.Generator,
     rng: np.random.Generator,
     trim: float = 0.0,
+    shift: int = 0,
     progress: bool = False,
     desc: str = "conv VAE",
 ) -> list[dict[str, float]]:
@@ -321,6 +378,8 @@ def train_conv_vae(
         if pos == 0:
             perm = rng.permutation(n)
         xb = train[torch.as_tensor(perm[pos * bs:(pos + 1) * bs], device=train.device)]
+        if shift > 0:
+            xb = random_shift(xb, shift, rng)
         noise = torch.randn((len(xb), model.latent), generator=generator).to(train.device)
         loc, px_logvar, mu, logvar = model(xb, noise)
         b = beta * min(1.0, (step + 1) / warm)
@@ -350,3 +409,11 @@ def train_conv_vae(
             running, count = 0.0, 0
     model.eval()
     return history
+
+
+def random_shift(x: torch.Tensor, shift: int, rng: np.random.Generator) -> torch.Tensor:
+    """Move each image by a random whole number of pixels in ``[-shift, shift]`` (zero fill)."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (shift, shift, shift, shift))
+    off = rng.integers(0, 2 * shift + 1, (n, 2))
+    return torch.stack([padded[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(off)])

@@ -190,7 +190,9 @@ def test_planted_square_scores_higher_and_map_peaks_there(fitted_detector):
     peaks = [np.unravel_index(np.argmax(m), m.shape) for m in maps]
     assert all(2 <= r <= 4 and 11 <= c <= 13 for r, c in peaks)
     # the map is the score's per-pixel part: map sum + KL = score
-    assert np.allclose(maps.sum((1, 2)) + det.latent_score(defect), s_d, rtol=1e-5)
+    assert np.allclose(maps.sum((1, 2)) + det.latent_score(defect), det.vae_score(defect),
+                       rtol=1e-5)
+    assert (det.vae_score(defect) > det.vae_score(normal)).all()
     assert det.predict(defect).mean() > det.predict(normal).mean()
 
 
@@ -310,3 +312,67 @@ def test_image_augmentation_evaluation_runs_on_pixels():
     assert set(r.arm) == {"none", "random", "gan"}
     assert (r[r.arm == "gan"].n_synthetic > 0).all()
     assert set(res.verdicts().arm) == {"random", "gan"}
+
+
+# -------------------------------------------------------------------------------- flows, MLflow
+
+
+def test_image_flows_end_to_end(prefect_api, mlflow_store):
+    import contextlib
+    import io
+
+    from mlflow import MlflowClient
+
+    from pipelines.images import augment_images, score_images, train_image_detector
+
+    root = mlflow_store
+    for i, img in enumerate(blobs(40, seed=5)):
+        _png(root / "train" / "normal" / f"{i}.png", img)
+    incoming = root / "incoming"
+    good = blobs(3, seed=6)
+    _png(incoming / "a.png", good[0])
+    _png(incoming / "b.png", good[1])
+    defect = good[2].copy()
+    defect[1:5, 10:14] = 255
+    _png(incoming / "c_defect.png", defect)
+    (incoming / "d_corrupt.png").write_text("not an image")
+    _png(incoming / "e_small.png", good[0][:8, :8])
+    (incoming / "f_notes.txt").write_text("hello")
+    quarantine, model = root / "quarantine", root / "model"
+    with contextlib.redirect_stdout(io.StringIO()):
+        rec = train_image_detector(data=str(root / "train"), model_dir=str(model),
+                                   params={"max_steps": 150, "base": 8, "latent": 4,
+                                           "device": "cpu"})
+        res = score_images(incoming=str(incoming), model_dir=str(model), out=str(root / "out"),
+                           processed=str(root / "processed"), quarantine=str(quarantine),
+                           min_age=0)
+    assert rec["n_images"] == 40
+    assert sorted(res["scored"]) == ["a.png", "b.png", "c_defect.png"]
+    assert sorted(res["quarantined"]) == ["d_corrupt.png", "e_small.png", "f_notes.txt"]
+    reasons = {p.name: p.read_text() for p in quarantine.glob("*.reason.json")}
+    assert "CorruptImageError" in reasons["d_corrupt.png.reason.json"]
+    assert "ImageSizeError" in reasons["e_small.png.reason.json"]
+    assert "UnsupportedFormatError" in reasons["f_notes.txt.reason.json"]
+    assert not any(incoming.iterdir())
+    scores = pd.read_parquet(res["output"]).set_index("file")
+    assert scores.loc["c_defect.png", "score"] > scores.loc[["a.png", "b.png"], "score"].max()
+    assert 1 <= scores.loc["c_defect.png", "peak_row"] <= 4
+    c = MlflowClient()
+    arts = [a.path for a in c.list_artifacts(rec["run_id"], "plots")]
+    assert "plots/top_anomalies.png" in arts
+    assert len(c.get_metric_history(rec["run_id"], "train_loss")) > 5
+
+    X, y = halves(60)
+    for i, (img, lab) in enumerate(zip(X, y)):
+        if lab == 0 or i < 20:
+            _png(root / "labelled" / str(lab) / f"{i}.png", img)
+    with contextlib.redirect_stdout(io.StringIO()):
+        aug = augment_images(data=str(root / "labelled"), out=str(root / "aug.npz"),
+                             params={"max_steps": 20, "n_checks": 2, "base": 4, "latent": 4,
+                                     "check_samples": 4, "device": "cpu"})
+    z = np.load(root / "aug.npz")
+    assert np.unique(z["y"], return_counts=True)[1].tolist() == [30, 30]
+    assert aug["n_generated"] == 20
+    arts = [a.path for a in c.list_artifacts(aug["run_id"], "samples")]
+    assert "samples/selected.png" in arts and len(arts) == 3  # 2 checks + the selected one
+    assert len(c.get_metric_history(aug["run_id"], "class_share")) == 2
