@@ -33,8 +33,8 @@ class ConvVAE(nn.Module):
         width: int,
         *,
         latent: int = 16,
-        base: int = 32,
-        min_std: float = 0.02,
+        base: int = 16,
+        min_std: float = 0.1,
         max_std: float = 1.0,
     ) -> None:
         super().__init__()
