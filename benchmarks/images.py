@@ -7,13 +7,14 @@ class only and scores the whole test part (anomaly = any other class). Methods: 
 IForest on flattened pixels scaled to [0, 1]. ROC-AUC per class and the mean over classes; fit
 times are CPU seconds of this process (``time.process_time``, all threads).
 
-**Augmentation** (skipped with ``--no-augment``), per image set: one class (``--rare-class``) is cut to
-``--rare-share`` of the images (seeded); :func:`genaug.image_evaluation.evaluate_image_augmentation`
-compares the arms none / random oversampling / the image GAN with LogisticRegression,
-HistGradientBoosting and RandomForest on pixels over ``--splits`` seeded splits (PR-AUC of the
-rare class on real test images, CIs and verdicts). For every split, the GAN fitted there draws
-``--share-samples`` images per class and a logistic regression trained on that split's real
-training images says which class each one is: the share assigned to the requested class.
+**Augmentation** (skipped with ``--no-augment``), per image set: one class (``--rare-class``,
+default in ``RARE``) is cut to ``--rare-share`` of the images (seeded);
+:func:`genaug.image_evaluation.evaluate_image_augmentation` compares the arms none / random
+oversampling / the image GAN with LogisticRegression, HistGradientBoosting and RandomForest on
+pixels over ``--splits`` seeded splits (PR-AUC of the rare class on real test images, CIs and
+verdicts). For every split, the GAN fitted there draws ``--share-samples`` images per class and
+a logistic regression trained on that split's real training images says which class each one is:
+the share assigned to the requested class.
 
     python benchmarks/images.py                          # both sets, anomaly + augmentation
     python benchmarks/images.py --datasets digits --no-augment
