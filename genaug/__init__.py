@@ -6,7 +6,11 @@ every MLflow call in :mod:`genaug.tracking`.
 
 from .detector import AnomalyDetector
 from .errors import GenaugError, GenaugInputError, ModelFormatError
+from .image_augmenter import ImageAugmenter
+from .image_detector import ImageAnomalyDetector
+from .images import read_images
 from .io import read_table
 
-__all__ = ["AnomalyDetector", "GenaugError", "GenaugInputError", "ModelFormatError", "read_table"]
+__all__ = ["AnomalyDetector", "GenaugError", "GenaugInputError", "ImageAnomalyDetector",
+           "ImageAugmenter", "ModelFormatError", "read_images", "read_table"]
 __version__ = "0.1.0"

@@ -379,3 +379,19 @@ def test_image_flows_end_to_end(prefect_api, mlflow_store):
     arts = [a.path for a in c.list_artifacts(aug["run_id"], "samples")]
     assert "samples/selected.png" in arts and len(arts) == 3  # 2 checks + the selected one
     assert len(c.get_metric_history(aug["run_id"], "class_share")) == 2
+
+
+def test_gan_in_imblearn_pipeline_and_clone():
+    from imblearn.pipeline import Pipeline
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = halves(50)
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:10]]
+    flat = X[keep].reshape(len(keep), -1)
+    aug = ImageAugmenter(max_steps=4, n_checks=1, base=4, latent=4, check_samples=4,
+                         image_shape=(8, 8), random_state=0, device="cpu")
+    pipe = Pipeline([("aug", aug), ("clf", LogisticRegression(max_iter=200))]).fit(flat, y[keep])
+    assert pipe.named_steps["aug"].generator_ is not None
+    assert pipe.predict(flat).shape == (len(keep),)
+    assert clone(aug).get_params() == aug.get_params()
