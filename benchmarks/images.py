@@ -186,12 +186,18 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
         v = res.verdicts()
         rand = v[v.arm == "random"].set_index("classifier")["diff"]
         gan_d = v[v.arm == "gan"].set_index("classifier")["diff"]
+        vs = res.verdicts(baseline="random")
+        vs = vs[vs.arm == "gan"].set_index("classifier")
         ok_share = sh.mean().mean() >= 0.9
-        ok_pr = bool((gan_d >= rand - 1e-12).all())
+        ok_pr = bool((vs["verdict"] != "hurts").all())
+        lines += ["", "GAN vs random oversampling, PR-AUC (paired over splits):", ""]
+        lines += [f"  {k}: gan - random {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] "
+                  f"-> {r.verdict}" for k, r in vs.iterrows()]
         lines += ["", f"[{'MET' if ok_share else 'MISSED'}] GAN samples assigned to the "
                   f"requested class >= 90 % ({sh.mean().mean():.3f})",
                   f"[{'MET' if ok_pr else 'MISSED'}] GAN not worse than random oversampling in "
-                  "PR-AUC (mean difference to 'none', per classifier: "
+                  "PR-AUC (no classifier where the paired CI of gan - random is below 0; "
+                  "point estimates vs 'none': "
                   + ", ".join(f"{k}: gan {gan_d[k]:+.3f} vs random {rand[k]:+.3f}"
                               for k in gan_d.index) + ")"]
         text = "\n".join(lines)
