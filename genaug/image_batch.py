@@ -104,6 +104,10 @@ def score_image_folder(
         out.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         target = out / f"images-{stamp}.scores.parquet"
+        n = 1
+        while target.exists():  # another run in the same second: keep both
+            n += 1
+            target = out / f"images-{stamp}-{n}.scores.parquet"
         with atomic_path(target) as tmp:
             pd.DataFrame(rows).to_parquet(tmp, index=False)
         res.output = str(target)

@@ -395,3 +395,20 @@ def test_gan_in_imblearn_pipeline_and_clone():
     assert pipe.named_steps["aug"].generator_ is not None
     assert pipe.predict(flat).shape == (len(keep),)
     assert clone(aug).get_params() == aug.get_params()
+
+
+def test_image_batch_resize_policy(fitted_detector, tmp_path):
+    from genaug.image_batch import score_image_folder
+
+    det, X = fitted_detector
+    inc = tmp_path / "in"
+    _png(inc / "big.png", np.asarray(Image.fromarray(X[0]).resize((20, 20))))
+    _png(inc / "ok.png", X[1])
+    kw = {"out": tmp_path / "out", "processed": tmp_path / "done",
+          "quarantine": tmp_path / "q"}
+    res = score_image_folder(inc, det, **kw)  # size=None policy: 20x20 is refused
+    assert res.scored == ["ok.png"] and res.quarantined == ["big.png"]
+    (tmp_path / "q" / "big.png").rename(inc / "big.png")
+    res = score_image_folder(inc, det, resize=True, **kw)
+    assert res.scored == ["big.png"] and not res.quarantined
+    assert len(pd.read_parquet(res.output)) == 1
