@@ -162,6 +162,9 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
                 classifiers=tuple(args.classifiers), n_splits=args.splits,
                 positive=rare, random_state=0)
         secs = time.time() - t0
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        res.records.to_csv(Path(args.out).with_name(f"images_augmentation_{f.stem}.csv"),
+                           index=False)
         shares = []
         for sp, aug in zip(res.splits, made):
             flat = df.to_numpy()
@@ -191,8 +194,8 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
         ok_share = sh.mean().mean() >= 0.9
         ok_pr = bool((vs["verdict"] != "hurts").all())
         lines += ["", "GAN vs random oversampling, PR-AUC (paired over splits):", ""]
-        lines += [f"  {k}: gan - random {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] "
-                  f"-> {r.verdict}" for k, r in vs.iterrows()]
+        lines += [f"  {k}: gan - random {r['diff']:+.3f} [{r['diff_low']:+.3f}, "
+                  f"{r['diff_high']:+.3f}] -> {r['verdict']}" for k, r in vs.iterrows()]
         lines += ["", f"[{'MET' if ok_share else 'MISSED'}] GAN samples assigned to the "
                   f"requested class >= 90 % ({sh.mean().mean():.3f})",
                   f"[{'MET' if ok_pr else 'MISSED'}] GAN not worse than random oversampling in "
