@@ -10,6 +10,9 @@ from typing import Any
 from .augmenter import Augmenter
 from .detector import AnomalyDetector
 from .errors import GenaugError, GenaugInputError, ModelFormatError
+from .image_augmenter import ImageAugmenter
+from .image_detector import ImageAnomalyDetector
+from .images import read_images
 from .io import read_table
 
 __all__ = [
@@ -19,9 +22,12 @@ __all__ = [
     "FidelityReport",
     "GenaugError",
     "GenaugInputError",
+    "ImageAnomalyDetector",
+    "ImageAugmenter",
     "ModelFormatError",
     "evaluate_augmentation",
     "fidelity_report",
+    "read_images",
     "read_table",
 ]
 __version__ = "0.1.0"

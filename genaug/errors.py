@@ -125,3 +125,19 @@ class TrackingUnavailableError(GenaugError):
             f"MLflow tracking store {uri!r} is unavailable: {reason} "
             "(check MLFLOW_TRACKING_URI; nothing was processed)"
         )
+
+
+class CorruptImageError(CorruptFileError):
+    """An image file that pillow cannot decode: truncated, damaged, or not an image at all."""
+
+
+class ImageSizeError(GenaugInputError):
+    """An image whose height x width differs from the others (or from the model's)."""
+
+
+class ImageShapeError(GenaugInputError):
+    """An image array of the wrong shape, channel count or value range."""
+
+
+class LabelsFileError(GenaugInputError):
+    """A labels CSV for an image folder that is malformed or names files that do not exist."""

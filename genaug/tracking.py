@@ -910,3 +910,139 @@ def log_evaluation(
                                  and not isinstance(v, bool) and math.isfinite(float(v))])
             c.set_terminated(cid, "FINISHED")
     return pid, run_url(pid, exp_id)
+
+
+# ---------------------------------------------------------------------------------- images
+IMAGE_EXPERIMENT = "genaug-images"
+
+
+def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
+    """``rows x cols x C x H x W`` floats in [0, 1] -> one ``uint8`` RGB mosaic image."""
+    r, cl, ch, h, w = images.shape
+    out = np.ones((r * (h + pad) + pad, cl * (w + pad) + pad, 3), dtype=np.float32)
+    for i in range(r):
+        for j in range(cl):
+            img = images[i, j].transpose(1, 2, 0)
+            img = np.repeat(img, 3, axis=2) if ch == 1 else img[..., :3]
+            y0, x0 = pad + i * (h + pad), pad + j * (w + pad)
+            out[y0:y0 + h, x0:x0 + w] = img
+    return np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def _overlay_figure(images: np.ndarray, maps: np.ndarray, scores: np.ndarray,
+                    threshold: float) -> plt.Figure:
+    """Each image (grey or RGB) with its anomaly map as a heat overlay, score in the title."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.6 * n + 0.4, 3.6), squeeze=False)
+    for i in range(n):
+        img = images[i].transpose(1, 2, 0)
+        kw = {"cmap": "gray", "vmin": 0, "vmax": 1} if img.shape[2] == 1 else {}
+        show = img[..., 0] if img.shape[2] == 1 else img
+        axes[0, i].imshow(show, **kw)
+        axes[0, i].set_title(f"{scores[i]:.3g}" + (" *" if scores[i] > threshold else ""),
+                             fontsize=8)
+        axes[1, i].imshow(show, **kw)
+        axes[1, i].imshow(maps[i], cmap="inferno", alpha=0.6)
+        for ax in axes[:, i]:
+            ax.axis("off")
+    fig.suptitle("Most anomalous images (top) and their anomaly maps (* = flagged)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@_scoped
+def log_image_detector(
+    detector: Any,
+    X: Any,
+    *,
+    dataset_name: str,
+    top: int = 8,
+    fit_seconds: float | None = None,
+    experiment: str = IMAGE_EXPERIMENT,
+    run_name: str | None = None,
+) -> tuple[str, str]:
+    """Log a fitted :class:`~genaug.image_detector.ImageAnomalyDetector`: params, per-epoch
+    losses, threshold, a score histogram of ``X`` and heat-map overlays of the ``top`` most
+    anomalous images of ``X`` (``plots/top_anomalies.png``). Returns (run_id, url)."""
+    from .images import to_unit_array
+
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    with _run(c, exp_id, run_name=run_name or f"image-detector-{dataset_name}",
+              tags={"genaug.kind": "image-detector", "genaug.dataset": dataset_name}) as run_id:
+        params = {**detector.get_params(), "image_shape": detector.image_shape_,
+                  "dataset": dataset_name}
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(r["step"]))
+                   for r in detector.history_ for k, v in r.items()
+                   if k in ("train_loss", "val_loss") and math.isfinite(v)]
+        scores = detector.decision_function(X)
+        metrics += [Metric("threshold", detector.threshold_, now, 0),
+                    Metric("flag_rate", float(np.mean(scores > detector.threshold_)), now, 0)]
+        if fit_seconds is not None:
+            metrics.append(Metric("fit_seconds", float(fit_seconds), now, 0))
+        for i in range(0, len(metrics), 900):
+            c.log_batch(run_id, metrics=metrics[i:i + 900])
+        _log_figure(c, run_id, _score_figure(scores, detector.threshold_,
+                                             f"Scores of {dataset_name}"),
+                    "plots/score_histogram.png")
+        order = np.argsort(-scores)[:top]
+        images = to_unit_array(X)[order]
+        maps = detector.explain(images.transpose(0, 2, 3, 1))
+        _log_figure(c, run_id, _overlay_figure(images, maps, scores[order], detector.threshold_),
+                    "plots/top_anomalies.png")
+    return run_id, run_url(run_id, exp_id)
+
+
+@_scoped
+def log_image_augmenter(
+    augmenter: Any,
+    *,
+    dataset_name: str,
+    n_per_class: int = 8,
+    experiment: str = IMAGE_EXPERIMENT,
+    run_name: str | None = None,
+) -> tuple[str, str]:
+    """Log a fitted :class:`~genaug.image_augmenter.ImageAugmenter`: params, per-epoch losses,
+    the held-out checks (``class_share``, ``c2st_auc``...), a sample grid per class at every
+    check (``samples/step_<n>.png``, one row per class) and one of the kept generator
+    (``samples/selected.png``). Returns (run_id, url)."""
+    c = client()
+    exp_id = experiment_id(c, experiment)
+    with _run(c, exp_id, run_name=run_name or f"image-augmenter-{dataset_name}",
+              tags={"genaug.kind": "image-augmenter", "genaug.dataset": dataset_name}) as run_id:
+        params = {**augmenter.get_params(), "classes": list(augmenter.classes_),
+                  "selected_step": augmenter.selected_["step"], "dataset": dataset_name}
+        c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        now = int(time.time() * 1000)
+        keys = ("d_loss", "g_loss", "class_share", "class_share_min", "c2st_auc",
+                "selection_score")
+        metrics = [Metric(k, float(v), now, int(r["step"])) for r in augmenter.history_
+                   for k, v in r.items() if k in keys and math.isfinite(v)]
+        for i in range(0, len(metrics), 900):
+            c.log_batch(run_id, metrics=metrics[i:i + 900])
+        with tempfile.TemporaryDirectory() as tmp:
+            from PIL import Image
+
+            for step, grid in getattr(augmenter, "check_grids_", []):
+                path = Path(tmp) / f"step_{step:06d}.png"
+                Image.fromarray(_mosaic(grid)).save(path)
+                c.log_artifact(run_id, str(path), "samples")
+            rows = []
+            for label in augmenter.classes_:
+                xs, _ = augmenter.sample(n_per_class, label=label)
+                rows.append(_as_unit(xs, augmenter))
+            path = Path(tmp) / "selected.png"
+            Image.fromarray(_mosaic(np.stack(rows))).save(path)
+            c.log_artifact(run_id, str(path), "samples")
+    return run_id, run_url(run_id, exp_id)
+
+
+def _as_unit(xs: Any, augmenter: Any) -> np.ndarray:
+    """Samples in the augmenter's output layout -> floats N x C x H x W in [0, 1]."""
+    arr = np.asarray(xs, dtype=np.float64)
+    if augmenter.output_format_["kind"] == "uint8":
+        arr = arr / 255.0
+    return arr.reshape(len(arr), *augmenter.image_shape_) if arr.ndim == 2 else (
+        arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2))
