@@ -1,6 +1,7 @@
-"""Image flows: ``train-image-detector``, ``score-images`` (incoming folder with quarantine) and
-``augment-images``. Thin tasks over :mod:`genaug.images`, :mod:`genaug.image_detector`,
-:mod:`genaug.image_batch` and :mod:`genaug.image_augmenter`; MLflow through
+"""Image flows: ``train-image-detector``, ``score-images`` (incoming folder with quarantine),
+``augment-images`` and ``evaluate-image-augmentation``. Thin tasks over :mod:`genaug.images`,
+:mod:`genaug.image_detector`, :mod:`genaug.image_batch`, :mod:`genaug.image_augmenter` and
+:mod:`genaug.image_evaluation`; MLflow through
 :mod:`genaug.tracking`. Image sources: a class-folder tree, a folder plus labels CSV, or an
 ``.npz`` (see :func:`genaug.images.read_images`)."""
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from genaug.image_augmenter import ImageAugmenter
 from genaug.image_batch import score_image_folder
@@ -142,3 +144,78 @@ def augment_images(
                   f"| held-out class share | {rec['selected']['class_share']:.3f} |\n"
                   f"| output | `{out}` |\n| MLflow run | {rec['url']} |\n"))
     return rec
+
+
+def rare_subset(y: np.ndarray, positive: Any, share: float, random_state: int) -> np.ndarray:
+    """Indices keeping every image but a seeded sample of class ``positive``, cut to ``share``
+    of the result (the rare-class setup of the evaluation)."""
+    y = np.asarray(y).astype(str)
+    pos = np.flatnonzero(y == str(positive))
+    if not len(pos):
+        raise ValueError(f"class {positive!r} not among the labels {sorted(set(y))}")
+    rest = np.flatnonzero(y != str(positive))
+    k = max(6, round(share * len(rest) / (1 - share)))
+    keep = np.random.default_rng(random_state).choice(pos, min(k, len(pos)), replace=False)
+    return np.sort(np.r_[rest, keep])
+
+
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input,
+      cache_policy=NO_CACHE)
+def run_image_evaluation(data: str, labels: str | None, size: Any, arms: list[str],
+                         classifiers: list[str], n_splits: int, positive: Any,
+                         rare_share: float | None, random_state: int,
+                         gan_params: dict[str, Any]) -> Any:
+    """Read the labelled images, cut ``positive`` to ``rare_share``, evaluate on pixels."""
+    from genaug import tracking
+    from genaug.image_evaluation import evaluate_image_augmentation
+
+    tracking.check_store()
+    s = read_images(data, labels=labels, size=_size(size))
+    if s.y is None:
+        raise ValueError(f"{data}: the evaluation needs class labels (subfolders or a CSV)")
+    X, y = s.X, np.asarray(s.y)
+    if positive is not None and rare_share:
+        idx = rare_subset(y, positive, rare_share, random_state)
+        X, y = X[idx], y[idx]
+        pos = y[np.asarray(y).astype(str) == str(positive)][0]
+        positive = pos.item() if isinstance(pos, np.generic) else pos
+    return evaluate_image_augmentation(X, y, arms, classifiers=classifiers, n_splits=n_splits,
+                                       positive=positive, random_state=random_state,
+                                       gan_params=gan_params, progress=True)
+
+
+@flow(name="evaluate-image-augmentation", log_prints=True)
+def evaluate_image_augmentation_flow(
+    data: str,
+    labels: str | None = None,
+    size: list[int] | None = None,
+    positive: Any = None,
+    rare_share: float | None = 0.05,
+    arms: list[str] | None = None,
+    classifiers: list[str] | None = None,
+    n_splits: int = 5,
+    random_state: int = 0,
+    gan_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The augmentation evaluation of tables, on pixels: ``positive`` (default: the rarest
+    class) cut to ``rare_share`` of the images, arms none / random / gan (default), classifiers
+    logreg / hgb / rf (default), logged like ``evaluate-augmentation`` (MLflow parent and child
+    runs, the ``augmentation-evaluation`` table artifact)."""
+    from genaug import tracking
+    from pipelines.evaluate_augmentation import summary_rows
+
+    arms = list(arms or ("none", "random", "gan"))
+    classifiers = list(classifiers or ("logreg", "hgb", "rf"))
+    result = run_image_evaluation(data, labels, size, arms, classifiers, n_splits, positive,
+                                  rare_share, random_state, dict(gan_params or {}))
+    rows = summary_rows(result)
+    pid, url = tracking.log_evaluation(
+        result, dataset_name=Path(data).stem, source=str(Path(data).resolve()),
+        params={"data": data, "kind": "images", "rare_share": rare_share,
+                "gan_params": gan_params or {}})
+    create_table_artifact(key="augmentation-evaluation", table=rows,
+                          description=f"Image augmentation evaluation on `{data}` (positive "
+                                      f"class `{result.positive}`, {n_splits} splits)")
+    print(result.to_markdown())
+    return {"positive": result.positive, "baseline": result.baseline, "table": rows,
+            "markdown": result.to_markdown(), "run_id": pid, "url": url}

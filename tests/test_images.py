@@ -412,3 +412,37 @@ def test_image_batch_resize_policy(fitted_detector, tmp_path):
     res = score_image_folder(inc, det, resize=True, **kw)
     assert res.scored == ["big.png"] and not res.quarantined
     assert len(pd.read_parquet(res.output)) == 1
+
+
+def test_image_evaluation_flow_cuts_the_rare_class_and_logs_parent_and_children(
+        prefect_api, mlflow_store):
+    import contextlib
+    import io
+
+    from mlflow import MlflowClient
+
+    from pipelines.images import evaluate_image_augmentation_flow, rare_subset
+
+    y = np.array([0] * 50 + [1] * 50)
+    idx = rare_subset(y, 1, 0.1, random_state=0)
+    assert (y[idx] == 0).sum() == 50 and (y[idx] == 1).sum() == 6  # round(0.1 * 50 / 0.9)
+    X, y = halves(120, seed=4)
+    np.savez(mlflow_store / "imgs.npz", X=X, y=y)
+    with contextlib.redirect_stdout(io.StringIO()):
+        res = evaluate_image_augmentation_flow(
+            data=str(mlflow_store / "imgs.npz"), positive=1, rare_share=0.15,
+            classifiers=["logreg"], n_splits=2,
+            gan_params={"max_steps": 10, "n_checks": 1, "base": 4, "latent": 4,
+                        "check_samples": 4, "device": "cpu"})
+    assert res["positive"] == 1 and [r["arm"] for r in res["table"]] == ["none", "random", "gan"]
+    c = MlflowClient()
+    parent = c.get_run(res["run_id"])
+    assert parent.data.params["kind"] == "images"
+    children = c.search_runs([parent.info.experiment_id],
+                             f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 3 * 2
+    n_pos = {int(r.data.metrics["n_synthetic"]) for r in children
+             if r.data.params["arm"] == "none"}
+    assert n_pos == {0}
+    assert "plots/pr_auc_difference.png" in [a.path for a in c.list_artifacts(
+        parent.info.run_id, "plots")]
