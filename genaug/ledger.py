@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -43,7 +44,18 @@ class Ledger:
 
     def _raw(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        # WAL is stored in the file: set it once. Switching modes needs an exclusive lock and
+        # SQLite answers "database is locked" at once (no busy wait) when runs start together.
+        for attempt in range(50):
+            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                break
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.05 + 0.05 * random.random())
         return db
 
     def _connect(self) -> contextlib.closing[sqlite3.Connection]:

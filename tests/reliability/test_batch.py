@@ -123,6 +123,7 @@ def test_concurrent_runs_process_each_file_once(tmp_path, detector):
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == 3  # every run finished (none died opening the fresh ledger)
     scored = [f for r in results for f in r.scored]
     assert sorted(scored) == [f"f{i}.parquet" for i in range(8)]  # each exactly once
     assert len(list(d["out"].glob("*.scores.parquet"))) == 8
@@ -227,3 +228,26 @@ def test_batch_command_stale_after_takes_over_a_crashed_runs_claim(prefect_api, 
         assert main([*argv, "--stale-after", "60"]) == 0  # 120 s > 60 s: taken over
     assert scores.exists() and not (inc / "ok.parquet").exists()
     assert len(pd.read_parquet(scores)) == 40
+
+
+def test_many_runs_open_a_fresh_ledger_at_once(tmp_path):
+    """Runs starting together on a new ledger: SQLite refuses all but one switch to WAL at
+    once ("database is locked", no busy wait); the others must wait and retry, not die."""
+    for round_ in range(15):
+        path = tmp_path / f"ledger{round_}.sqlite"
+        gate = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def opener(gate=gate, path=path, errors=errors):
+            gate.wait()
+            try:
+                Ledger(path).status("x")
+            except BaseException as e:  # noqa: BLE001 (collected for the assertion)
+                errors.append(e)
+
+        threads = [threading.Thread(target=opener) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_}: {errors[0]!r}"
