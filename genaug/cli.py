@@ -1,5 +1,5 @@
 """The ``genaug`` command line: ``train``, ``score``, ``batch``, ``augment``, ``evaluate``,
-``ui``. Thin: it calls flows."""
+``images train|score|augment|evaluate``, ``ui``. Thin: it calls flows."""
 
 from __future__ import annotations
 
@@ -80,6 +80,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     if res.get("url"):
         print(f"MLflow run: {res['url']}")
     return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    import pipelines.images as flows
+
+    size = [int(v) for v in args.size.split("x")] if getattr(args, "size", None) else None
+    params = json.loads(args.params) if getattr(args, "params", None) else None
+    if args.action == "train":
+        res = flows.train_image_detector(data=args.data, model_dir=args.model, labels=args.labels,
+                                         size=size, normal_class=args.normal_class,
+                                         random_state=args.seed, params=params)
+    elif args.action == "score":
+        res = flows.score_images(incoming=args.incoming, model_dir=args.model, out=args.out,
+                                 processed=args.processed, quarantine=args.quarantine,
+                                 resize=args.resize, min_age=args.min_age)
+    elif args.action == "augment":
+        res = flows.augment_images(data=args.data, out=args.out, labels=args.labels, size=size,
+                                   random_state=args.seed, params=params)
+    else:
+        res = flows.evaluate_image_augmentation_flow(
+            data=args.data, labels=args.labels, size=size, positive=args.positive,
+            rare_share=args.rare_share or None, n_splits=args.splits, random_state=args.seed,
+            gan_params=params)
+        res = {k: res[k] for k in ("positive", "table", "url")}
+    print(json.dumps(res, indent=2, default=str))
+    return 1 if args.action == "score" and res.get("quarantined") else 0
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -170,6 +196,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-rows", type=int, default=5000,
                    help="stratified subsample above this many rows (0 = all)")
     e.set_defaults(func=_evaluate)
+    im = sub.add_parser("images", help="the same jobs for folders of PNG/JPEG or .npz images")
+    isub = im.add_subparsers(dest="action", required=True)
+    it = isub.add_parser("train", help="fit an image anomaly detector and save it")
+    isc = isub.add_parser("score", help="score an incoming folder of images; quarantine bad ones")
+    ia = isub.add_parser("augment", help="fit the image GAN; write real + generated images (.npz)")
+    ie = isub.add_parser("evaluate", help="image augmentation evaluation, logged to MLflow")
+    for q in (it, ia, ie):
+        q.add_argument("--data", required=True, help="class-folder tree, folder + --labels CSV, "
+                                                     "or .npz with X (and y)")
+        q.add_argument("--labels", help="CSV with columns file,label")
+        q.add_argument("--size", help="resize every image to HxW, e.g. 28x28")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--params", help="JSON of estimator parameters")
+    it.add_argument("--model", default="models/image-detector", help="model folder to write")
+    it.add_argument("--normal-class", help="train on this class only")
+    isc.add_argument("--incoming", default="data/images/incoming")
+    isc.add_argument("--model", default="models/image-detector")
+    isc.add_argument("--out", default="data/images/scores")
+    isc.add_argument("--processed", default="data/images/processed")
+    isc.add_argument("--quarantine", default="data/images/quarantine")
+    isc.add_argument("--resize", action="store_true", help="resize to the model's size")
+    isc.add_argument("--min-age", type=float, default=2.0)
+    ia.add_argument("--out", default="data/images/augmented.npz")
+    ie.add_argument("--positive", help="the rare class (default: the rarest)")
+    ie.add_argument("--rare-share", type=float, default=0.05,
+                    help="cut the positive class to this share of the images (0 = as is)")
+    ie.add_argument("--splits", type=int, default=5)
+    im.set_defaults(func=_images)
     u = sub.add_parser("ui", help="start the MLflow UI on the local store")
     u.add_argument("--host", default="127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
@@ -184,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except GenaugError as e:
+    except (GenaugError, FileNotFoundError) as e:  # bad input or a path that is not there
         print(f"genaug: error: {e}", file=sys.stderr)
         return 2
 

@@ -174,11 +174,16 @@ def run_image_evaluation(data: str, labels: str | None, size: Any, arms: list[st
     if s.y is None:
         raise ValueError(f"{data}: the evaluation needs class labels (subfolders or a CSV)")
     X, y = s.X, np.asarray(s.y)
-    if positive is not None and rare_share:
+    if positive is None:  # the rarest class
+        values, counts = np.unique(y, return_counts=True)
+        positive = values[np.argmin(counts)]
+    hit = y[y.astype(str) == str(positive)]  # "8" on the command line matches the label 8
+    if not len(hit):
+        raise ValueError(f"class {positive!r} not among the labels {sorted(set(y.tolist()))}")
+    positive = hit[0].item() if isinstance(hit[0], np.generic) else hit[0]
+    if rare_share:
         idx = rare_subset(y, positive, rare_share, random_state)
         X, y = X[idx], y[idx]
-        pos = y[np.asarray(y).astype(str) == str(positive)][0]
-        positive = pos.item() if isinstance(pos, np.generic) else pos
     return evaluate_image_augmentation(X, y, arms, classifiers=classifiers, n_splits=n_splits,
                                        positive=positive, random_state=random_state,
                                        gan_params=gan_params, progress=True)

@@ -92,3 +92,24 @@ def test_train_with_max_train_rows_logs_the_sample(prefect_api, mlflow_store):
     params = run.data.params
     assert params["max_train_rows"] == "250" and params["n_rows"] == "250"
     assert params["n_file_rows"] == "1200"
+
+
+def test_images_commands(prefect_api, mlflow_store):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 60, size=(60, 8, 8), dtype=np.uint8)
+    y = np.repeat([0, 1], 30)
+    X[y == 1, 2:6, 2:6] = 250
+    np.savez(mlflow_store / "imgs.npz", X=X, y=y)
+    gan = json.dumps({"max_steps": 10, "n_checks": 1, "base": 4, "latent": 4,
+                      "check_samples": 4, "device": "cpu"})
+    rc, text, _ = _run(["images", "evaluate", "--data", str(mlflow_store / "imgs.npz"),
+                        "--positive", "1", "--rare-share", "0.2", "--splits", "2",
+                        "--params", gan])
+    res = json.loads(text[text.index("{\n"):])
+    assert rc == 0 and res["positive"] == 1
+    assert sorted({(r["arm"], r["classifier"]) for r in res["table"]}) == sorted(
+        (a, c) for a in ("none", "random", "gan") for c in ("logreg", "hgb", "rf"))
+    rc, _, err = _run(["images", "train", "--data", str(mlflow_store / "none.npz")])
+    assert rc == 2 and "none.npz" in err
