@@ -36,6 +36,7 @@ from .likelihood import ColumnNLL
 from .nn.vae import EnsembleVAE
 from .persistence import read_model_folder, write_model_folder
 from .schema import Schema, as_frame, infer_schema
+from .threshold import ThresholdMixin
 from .training import TensorTable, resolve_device, score_parts, torch_threads, train_vae
 from .transform import TabularEncoder
 
@@ -67,7 +68,7 @@ class _Calibrator:
         return np.where(s < q[0], (s - q[0]) / lo_scale, out)
 
 
-class AnomalyDetector(BaseEstimator):
+class AnomalyDetector(ThresholdMixin, BaseEstimator):
     """VAE anomaly detector for tables with numeric, categorical and missing values.
 
     Follows PyOD's convention: ``decision_function`` is higher for more anomalous rows and
@@ -394,22 +395,6 @@ class AnomalyDetector(BaseEstimator):
         kw = {} if min_rows is None else {"min_rows": min_rows}
         return DriftAccumulator(getattr(self, "profile_", None), self.schema_,
                                 self.validation_scores_, expected_flag_rate=self.flag_rate_, **kw)
-
-    # ------------------------------------------------------------------------------- threshold
-    def set_threshold(
-        self, value: float | None = None, *, contamination: float | None = None
-    ) -> AnomalyDetector:
-        """Set ``threshold_`` directly, or as a quantile of validation scores; no refit."""
-        check_is_fitted(self, "validation_scores_")
-        if value is not None:
-            self.threshold_ = float(value)
-        else:
-            c = self.contamination if contamination is None else contamination
-            if not 0.0 < c < 0.5:
-                raise ValueError(f"contamination must be in (0, 0.5), got {c}")
-            self.threshold_ = float(np.quantile(self.validation_scores_, 1.0 - c))
-        self.flag_rate_ = float(np.mean(self.validation_scores_ > self.threshold_))
-        return self
 
     # ------------------------------------------------------------------------------- persistence
     def save(self, folder: str | Path) -> Path:

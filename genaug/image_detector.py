@@ -49,6 +49,7 @@ from .forest import ArrayForest
 from .images import to_unit_array
 from .nn.conv_vae import ConvVAE, kl_normal, pixel_nll
 from .persistence import read_model_folder, write_model_folder
+from .threshold import ThresholdMixin
 from .training import _adam, resolve_device, torch_threads
 
 FORMAT = "genaug.ImageAnomalyDetector"
@@ -56,7 +57,7 @@ FORMAT_VERSION = 1
 COMBINE = ("latent+iforest", "iforest", "none")
 
 
-class ImageAnomalyDetector(BaseEstimator):
+class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
     """Convolutional VAE anomaly detector for small images, with per-pixel anomaly maps.
 
     Parameters
@@ -317,22 +318,6 @@ class ImageAnomalyDetector(BaseEstimator):
         with torch.inference_mode(), torch_threads(self.n_threads):
             model = self.models_[0].eval()
             return model(xt)[0].cpu().numpy()
-
-    # ------------------------------------------------------------------------------- threshold
-    def set_threshold(
-        self, value: float | None = None, *, contamination: float | None = None
-    ) -> ImageAnomalyDetector:
-        """Set ``threshold_`` directly, or as a quantile of validation scores; no refit."""
-        check_is_fitted(self, "validation_scores_")
-        if value is not None:
-            self.threshold_ = float(value)
-        else:
-            c = self.contamination if contamination is None else contamination
-            if not 0.0 < c < 0.5:
-                raise ValueError(f"contamination must be in (0, 0.5), got {c}")
-            self.threshold_ = float(np.quantile(self.validation_scores_, 1.0 - c))
-        self.flag_rate_ = float(np.mean(self.validation_scores_ > self.threshold_))
-        return self
 
     # ------------------------------------------------------------------------------- persistence
     def save(self, folder: str | Path) -> Path:
