@@ -439,22 +439,9 @@ def log_detector_training(
                     pip_requirements=_requirements(), input_example=sample.head(3),
                     code_paths=[str(Path(__file__).parent)],  # self-contained: ships genaug
                 )
-        version = None
-        promoted = False
-        if register_as:
-            # registered through the explicit client, not the fluent registry URI
-            try:
-                c.get_registered_model(register_as)
-            except mlflow.exceptions.MlflowException:
-                c.create_registered_model(register_as)
-            mv = c.create_model_version(register_as, source=f"models:/{info.model_id}",
-                                        run_id=run_id, model_id=info.model_id)
-            version = int(mv.version)
-            c.set_model_version_tag(register_as, str(version), "genaug.gate", gate)
-            c.set_model_version_tag(register_as, str(version), "genaug.run_id", run_id)
-            if gate.startswith("passed"):
-                c.set_registered_model_alias(register_as, CHAMPION, str(version))
-                promoted = True
+        version, promoted = None, False
+        if register_as:  # through the explicit client, not the fluent registry URI
+            version, promoted = _register(c, register_as, info, run_id, gate)
         champion_version = _alias_version(c, register_as) if register_as else None
         c.set_tag(run_id, "genaug.gate", gate[:5000])
         if decision is not None:
