@@ -88,15 +88,18 @@ def _images(args: argparse.Namespace) -> int:
     size = [int(v) for v in args.size.split("x")] if getattr(args, "size", None) else None
     params = json.loads(args.params) if getattr(args, "params", None) else None
     if args.action == "train":
-        res = flows.train_image_detector(data=args.data, model_dir=args.model, labels=args.labels,
-                                         size=size, normal_class=args.normal_class,
-                                         random_state=args.seed, params=params)
+        res = flows.train_image_detector(data=args.data, model_name=args.name,
+                                         model_dir=args.model_dir, labels=args.labels, size=size,
+                                         normal_class=args.normal_class, random_state=args.seed,
+                                         params=params)
     elif args.action == "score":
-        res = flows.score_images(incoming=args.incoming, model_dir=args.model, out=args.out,
+        res = flows.score_images(incoming=args.incoming, model=args.model, out=args.out,
                                  processed=args.processed, quarantine=args.quarantine,
-                                 resize=args.resize, min_age=args.min_age)
+                                 ledger=args.ledger, resize=args.resize, min_age=args.min_age,
+                                 stale_after=args.stale_after)
     elif args.action == "augment":
         res = flows.augment_images(data=args.data, out=args.out, labels=args.labels, size=size,
+                                   model=args.model, model_name=args.name,
                                    random_state=args.seed, params=params)
     else:
         res = flows.evaluate_image_augmentation_flow(
@@ -198,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
     im = sub.add_parser("images", help="the same jobs for folders of PNG/JPEG or .npz images")
     isub = im.add_subparsers(dest="action", required=True)
-    it = isub.add_parser("train", help="fit an image anomaly detector and save it")
+    it = isub.add_parser("train", help="fit an image anomaly detector and register it")
     isc = isub.add_parser("score", help="score an incoming folder of images; quarantine bad ones")
     ia = isub.add_parser("augment", help="fit the image GAN; write real + generated images (.npz)")
     ie = isub.add_parser("evaluate", help="image augmentation evaluation, logged to MLflow")
@@ -209,16 +212,23 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--size", help="resize every image to HxW, e.g. 28x28")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--params", help="JSON of estimator parameters")
-    it.add_argument("--model", default="models/image-detector", help="model folder to write")
+    it.add_argument("--name", default="genaug-image-detector", help="registered model name")
+    it.add_argument("--model-dir", help="also save the model to this folder")
     it.add_argument("--normal-class", help="train on this class only")
     isc.add_argument("--incoming", default="data/images/incoming")
-    isc.add_argument("--model", default="models/image-detector")
+    isc.add_argument("--model", default="models:/genaug-image-detector@champion",
+                     help="registry URI or model folder")
+    isc.add_argument("--ledger", default="data/images/ledger.sqlite")
+    isc.add_argument("--stale-after", type=float, default=3600.0,
+                     help="seconds after which a crashed run's claim is taken over")
     isc.add_argument("--out", default="data/images/scores")
     isc.add_argument("--processed", default="data/images/processed")
     isc.add_argument("--quarantine", default="data/images/quarantine")
     isc.add_argument("--resize", action="store_true", help="resize to the model's size")
     isc.add_argument("--min-age", type=float, default=2.0)
-    ia.add_argument("--out", default="data/images/augmented.npz")
+    ia.add_argument("--out", default="data/augmented/images.augmented.npz")
+    ia.add_argument("--model", help="use this registered/saved image augmenter instead of fitting")
+    ia.add_argument("--name", default="genaug-image-augmenter", help="registered model name")
     ie.add_argument("--positive", help="the rare class (default: the rarest)")
     ie.add_argument("--rare-share", type=float, default=0.05,
                     help="cut the positive class to this share of the images (0 = as is)")

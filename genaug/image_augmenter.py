@@ -20,9 +20,11 @@ images (the *checker*) is fitted once; ``n_checks`` times during training the ge
 
 The generator kept is the one with the highest ``class_share - (c2st_auc - 0.5)``; the record
 of every check is in ``history_`` (with per-epoch losses) and the chosen one in ``selected_``.
-``check_grids_`` holds, per check, ``(step, images)`` with ``grid_samples`` generated images
-per class (classes x grid_samples x C x H x W, floats) for sample grids in MLflow
-(:func:`genaug.tracking.log_image_augmenter`); they are not saved with the model.
+``epoch_grids_`` holds, at the end of every epoch, ``(epoch, images)`` with ``grid_samples``
+generated images per class from the same fixed noise (classes x grid_samples x C x H x W,
+``uint8``), so the sample grids in MLflow (:func:`genaug.tracking.log_image_augmenter`) show
+the generator's progress; with more than ``max_grids`` epochs, every k-th epoch (and the last)
+so that at most ``max_grids`` are kept. They are not saved with the model.
 
 Inputs: images N x H x W or N x H x W x C (``uint8``, or floats in [0, 1]); or a pixel table (a
 2-D array or DataFrame with one column per pixel, C x H x W order) when ``image_shape`` is
@@ -68,7 +70,8 @@ class ImageAugmenter(BaseEstimator):
     shift : random translation (share of the image size) applied before the discriminator.
     validation_fraction : share of real images held out for the C2ST check.
     n_checks, check_samples : how many checks during training, generated images per class.
-    grid_samples : generated images per class kept at each check for sample grids.
+    grid_samples, max_grids : generated images per class in each epoch's sample grid; the
+        most grids kept (epochs are thinned evenly beyond that).
     sampling_strategy : for :meth:`fit_resample`, as imbalanced-learn: ``"auto"`` grows every
         class but the largest to the largest class's count; a dict ``{class: target count}``.
     image_shape : ``(C, H, W)`` or ``(H, W)`` when ``X`` is a pixel table.
@@ -91,6 +94,7 @@ class ImageAugmenter(BaseEstimator):
         n_checks: int = 10,
         check_samples: int = 64,
         grid_samples: int = 8,
+        max_grids: int = 100,
         sampling_strategy: Any = "auto",
         image_shape: tuple[int, ...] | None = None,
         device: str = "auto",
@@ -111,6 +115,7 @@ class ImageAugmenter(BaseEstimator):
         self.n_checks = n_checks
         self.check_samples = check_samples
         self.grid_samples = grid_samples
+        self.max_grids = max_grids
         self.sampling_strategy = sampling_strategy
         self.image_shape = image_shape
         self.device = device
@@ -221,7 +226,13 @@ class ImageAugmenter(BaseEstimator):
                                  .round().astype(int)))
         best_score, best_state = -np.inf, None
         history: list[dict[str, float]] = []
-        self.check_grids_: list[tuple[int, np.ndarray]] = []
+        self.epoch_grids_: list[tuple[int, np.ndarray]] = []
+        n_epochs = math.ceil(self.n_steps_ / steps_per_epoch)
+        grid_every = max(1, math.ceil(n_epochs / max(self.max_grids, 1)))
+        gz = torch.Generator().manual_seed(int(s_check.generate_state(3)[2]))
+        grid_labels = torch.as_tensor(np.repeat(np.arange(k), self.grid_samples),
+                                      device=self.device_)
+        grid_z = torch.randn((len(grid_labels), self.latent), generator=gz).to(self.device_)
         run = {"d_loss": 0.0, "g_loss": 0.0, "n": 0}
         epoch = 0
         gen.train()
@@ -257,6 +268,8 @@ class ImageAugmenter(BaseEstimator):
                                          "g_loss": run["g_loss"] / run["n"]}
                 run = {"d_loss": 0.0, "g_loss": 0.0, "n": 0}
                 history.append(rec)
+                if self.grid_samples > 0 and (epoch % grid_every == 0 or step == self.n_steps_):
+                    self.epoch_grids_.append((epoch, self._grid(gen, grid_z, grid_labels)))
             if step in check_at:
                 chk = self._check(gen, checker, flat[va], s_check, step)
                 if not end_epoch:
@@ -280,6 +293,15 @@ class ImageAugmenter(BaseEstimator):
                               latent=d["latent"], base=d["base"], embed=d["embed"]
                               ).to(self.device_)
 
+    def _grid(self, gen: ImageGenerator, z: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """One sample grid from fixed noise: classes x grid_samples x C x H x W, uint8."""
+        gen.eval()
+        with torch.inference_mode():
+            x = gen(z, labels).cpu().numpy()
+        gen.train()
+        x = x.reshape(len(self.classes_), self.grid_samples, *x.shape[1:])
+        return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
     def _check(
         self, gen: ImageGenerator, checker: LogisticRegression, real_val: np.ndarray,
         seed: np.random.SeedSequence, step: int,
@@ -292,10 +314,6 @@ class ImageAugmenter(BaseEstimator):
         with torch.inference_mode():
             z = torch.randn((len(labels), self.latent), generator=g).to(self.device_)
             fake = gen(z, torch.as_tensor(labels, device=self.device_)).cpu().numpy()
-        g_m = min(self.grid_samples, m)
-        if g_m > 0:
-            grid = fake.reshape(k, m, *fake.shape[1:])[:, :g_m]
-            self.check_grids_.append((step, grid.astype(np.float32)))
         fake = fake.reshape(len(fake), -1)
         pred = checker.predict(fake)
         per_class = np.array([np.mean(pred[labels == j] == j) for j in range(k)])

@@ -169,6 +169,13 @@ def read_images(
     return ImageSet(X, y, [str(f) for f in files], class_names)
 
 
+def is_image_source(path: str | os.PathLike) -> bool:
+    """True for what :func:`read_images` reads (a folder or an ``.npz``) and for a single image
+    file: the generic flows send these to the image models."""
+    p = Path(path)
+    return p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES | {".npz"}
+
+
 def _visible(p: Path) -> bool:
     return not p.name.startswith(".")
 

@@ -93,6 +93,36 @@ class Ledger:
             db.execute("UPDATE files SET status=?, finished_at=?, detail=? WHERE digest=?",
                        (status, time.time(), detail, digest))
 
+    def finish_many(self, digests: list[str], status: str, detail: str = "") -> None:
+        """Record one outcome for several claimed files in a single transaction."""
+        now = time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("UPDATE files SET status=?, finished_at=?, detail=? WHERE digest=?",
+                           [(status, now, detail, d) for d in digests])
+            db.execute("COMMIT")
+
+    def record(self, digest: str) -> tuple[str, float | None, str | None] | None:
+        """``(status, finished_at, detail)`` of ``digest``, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT status, finished_at, detail FROM files WHERE digest=?",
+                             (digest,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def reclaim(self, digest: str, name: str, finished_at: float) -> bool:
+        """Claim a finished ``digest`` again, only if its record is still the one finished at
+        ``finished_at`` (compare-and-set: one of several runs wins)."""
+        db = self._raw()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            cur = db.execute("UPDATE files SET name=?, status=?, claimed_at=?, finished_at=NULL, "
+                             "detail=NULL WHERE digest=? AND finished_at=?",
+                             (name, CLAIMED, time.time(), digest, finished_at))
+            db.execute("COMMIT")
+            return cur.rowcount == 1
+        finally:
+            db.close()
+
     def release(self, digest: str) -> None:
         """Drop a claim (the file failed for a reason that may pass: it will be retried)."""
         with self._connect() as db:

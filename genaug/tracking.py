@@ -236,13 +236,35 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         return self.detector.score_frame(model_input)
 
 
-# Logged as "model from code": MLflow stores this source instead of a cloudpickled object.
-_MODEL_CODE = """\
-import mlflow
-from genaug.tracking import DetectorModel
+def _model_code(wrapper: str) -> str:
+    """Source of a "model from code": MLflow stores it instead of a cloudpickled object."""
+    return (f"import mlflow\nfrom genaug.tracking import {wrapper}\n\n"
+            f"mlflow.models.set_model({wrapper}())\n")
 
-mlflow.models.set_model(DetectorModel())
-"""
+
+def _log_pyfunc(run_id: str, name: str, wrapper: str, save: Callable[[Path], Path],
+                example: pd.DataFrame, output: pd.DataFrame) -> Any:
+    """Log a model folder written by ``save(path)`` in run ``run_id`` as the pyfunc ``name``
+    served by the wrapper class ``wrapper`` (the folder is its artifact ``name``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save(Path(tmp) / name)
+        code = Path(tmp) / f"{name}_model.py"
+        code.write_text(_model_code(wrapper))
+        with mlflow.start_run(run_id=run_id):
+            return mlflow.pyfunc.log_model(
+                name=name, python_model=str(code), artifacts={name: str(folder)},
+                signature=infer_signature(example, output), pip_requirements=_requirements(),
+                input_example=example.head(3),
+                code_paths=[str(Path(__file__).parent)],  # self-contained: ships genaug
+            )
+
+
+def _load_registered(ref: str, attr: str) -> tuple[Any, Any]:
+    """The estimator ``attr`` of the pyfunc at ``models:/name@alias`` or ``/version``, and its
+    registry entry."""
+    mv = _model_version(ref)
+    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    return getattr(model.unwrap_python_model(), attr), mv
 
 
 def _signature_frame(detector: AnomalyDetector, X: pd.DataFrame) -> pd.DataFrame:
@@ -426,19 +448,9 @@ def log_detector_training(
         fig = _blame_figure(contrib, "Most blamed columns, top 5% of training rows")
         _log_figure(c, run_id, fig, "plots/top_blamed_columns.png")
 
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = detector.save(Path(tmp) / "detector")
-            sample = _signature_frame(detector, X)
-            signature = infer_signature(sample, detector.score_frame(sample))
-            code = Path(tmp) / "detector_model.py"
-            code.write_text(_MODEL_CODE)
-            with mlflow.start_run(run_id=run_id):
-                info = mlflow.pyfunc.log_model(
-                    name="detector", python_model=str(code),
-                    artifacts={"detector": str(folder)}, signature=signature,
-                    pip_requirements=_requirements(), input_example=sample.head(3),
-                    code_paths=[str(Path(__file__).parent)],  # self-contained: ships genaug
-                )
+        sample = _signature_frame(detector, X)
+        info = _log_pyfunc(run_id, "detector", "DetectorModel", detector.save, sample,
+                           detector.score_frame(sample))
         version, promoted = None, False
         if register_as:  # through the explicit client, not the fluent registry URI
             version, promoted = _register(c, register_as, info, run_id, gate)
@@ -539,9 +551,8 @@ def load_detector(ref: str | os.PathLike) -> tuple[AnomalyDetector, str]:
     ref = str(ref)
     if "://" not in ref and not ref.startswith("models:/"):
         return AnomalyDetector.load(ref), f"folder {ref}"
-    mv = _model_version(ref)
-    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
-    return model.unwrap_python_model().detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+    detector, mv = _load_registered(ref, "detector")
+    return detector, f"{ref} (version {mv.version}, run {mv.run_id})"
 
 
 def _model_version(ref: str) -> Any:
@@ -625,14 +636,6 @@ class AugmenterModel(mlflow.pyfunc.PythonModel):
             X, y = aug.sample(int(n), label=classes[label])
             frames.append(X.assign(label=[str(v) for v in y]))
         return pd.concat(frames, ignore_index=True)
-
-
-_AUGMENTER_CODE = """\
-import mlflow
-from genaug.tracking import AugmenterModel
-
-mlflow.models.set_model(AugmenterModel())
-"""
 
 
 def _history_figure(history: list[dict[str, Any]]) -> plt.Figure:
@@ -756,21 +759,11 @@ def log_augmenter_training(
         if augmenter.history_:
             _log_figure(c, run_id, _history_figure(augmenter.history_),
                         "plots/training_curves.png")
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = augmenter.save(Path(tmp) / "augmenter")
-            example = pd.DataFrame({"label": [str(augmenter.classes_[0])], "n": [3]})
-            wrapper = AugmenterModel()
-            wrapper.augmenter = augmenter
-            signature = infer_signature(example, wrapper.predict(None, example))
-            code = Path(tmp) / "augmenter_model.py"
-            code.write_text(_AUGMENTER_CODE)
-            with mlflow.start_run(run_id=run_id):
-                info = mlflow.pyfunc.log_model(
-                    name="augmenter", python_model=str(code),
-                    artifacts={"augmenter": str(folder)}, signature=signature,
-                    pip_requirements=_requirements(), input_example=example,
-                    code_paths=[str(Path(__file__).parent)],
-                )
+        example = pd.DataFrame({"label": [str(augmenter.classes_[0])], "n": [3]})
+        wrapper = AugmenterModel()
+        wrapper.augmenter = augmenter
+        info = _log_pyfunc(run_id, "augmenter", "AugmenterModel", augmenter.save, example,
+                           wrapper.predict(None, example))
         version, promoted = None, False
         if register_as:
             version, promoted = _register(c, register_as, info, run_id, gate)
@@ -790,10 +783,9 @@ def load_augmenter(ref: str | os.PathLike) -> tuple[Augmenter, dict[str, Any]]:
     ref = str(ref)
     if not ref.startswith("models:/"):
         return Augmenter.load(ref), {"ref": ref, "name": None, "version": None, "run_id": None}
-    mv = _model_version(ref)
-    model = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
-    return model.unwrap_python_model().augmenter, {
-        "ref": ref, "name": mv.name, "version": int(mv.version), "run_id": mv.run_id}
+    augmenter, mv = _load_registered(ref, "augmenter")
+    return augmenter, {"ref": ref, "name": mv.name, "version": int(mv.version),
+                       "run_id": mv.run_id}
 
 
 # ---------------------------------------------------------------------------------- datasets
@@ -937,20 +929,93 @@ def _overlay_figure(images: np.ndarray, maps: np.ndarray, scores: np.ndarray,
     return fig
 
 
+def pixel_frame(images: np.ndarray) -> pd.DataFrame:
+    """Floats N x C x H x W in [0, 1] -> one row per image, columns ``px_<i>`` in row-major
+    H x W (x C) order: the tabular form the image pyfuncs take and give."""
+    flat = images.transpose(0, 2, 3, 1).reshape(len(images), -1).astype(np.float64)
+    return pd.DataFrame(flat, columns=[f"px_{i}" for i in range(flat.shape[1])])
+
+
+def _pixel_images(frame: pd.DataFrame, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`pixel_frame`: N x H x W (grey) or N x H x W x C floats."""
+    from .errors import ImageShapeError
+
+    c, h, w = shape
+    arr = np.asarray(frame, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != c * h * w:
+        raise ImageShapeError("pixel table width does not match the model's images",
+                              expected=f"{c * h * w} pixel columns ({h}x{w}x{c})",
+                              found=f"{arr.shape[1] if arr.ndim == 2 else arr.shape} columns")
+    return arr.reshape(len(arr), h, w) if c == 1 else arr.reshape(len(arr), h, w, c)
+
+
+class ImageDetectorModel(mlflow.pyfunc.PythonModel):
+    """Registry wrapper of an image detector: ``predict`` takes a :func:`pixel_frame` (one row
+    per image, floats in [0, 1]) and returns ``score``, ``is_anomaly`` and the row/column of
+    each image's anomaly-map peak."""
+
+    def load_context(self, context: Any) -> None:
+        from .image_detector import ImageAnomalyDetector
+
+        self.detector = ImageAnomalyDetector.load(context.artifacts["image_detector"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        det = self.detector
+        x = _pixel_images(model_input, det.image_shape_)
+        scores = det.decision_function(x)
+        maps = det.explain(x)
+        peaks = np.array([np.unravel_index(int(np.argmax(m)), m.shape) for m in maps])
+        return pd.DataFrame({"score": scores, "is_anomaly": (scores > det.threshold_).astype(int),
+                             "peak_row": peaks[:, 0], "peak_col": peaks[:, 1]})
+
+
+class ImageAugmenterModel(mlflow.pyfunc.PythonModel):
+    """Registry wrapper of an image augmenter: ``predict`` takes rows of (``label``, ``n``)
+    and returns ``n`` generated images of each label as a :func:`pixel_frame` plus a
+    ``label`` column."""
+
+    def load_context(self, context: Any) -> None:
+        from .image_augmenter import ImageAugmenter
+
+        self.augmenter = ImageAugmenter.load(context.artifacts["image_augmenter"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        aug = self.augmenter
+        classes = {str(c): c for c in aug.classes_.tolist()}
+        frames = []
+        for label, n in zip(model_input["label"].astype(str), model_input["n"].astype(int)):
+            if label not in classes:
+                raise GenaugInputError("unknown label", column="label",
+                                       expected=f"one of {sorted(classes)}", found=repr(label))
+            xs, y = aug.sample(int(n), label=classes[label])
+            frames.append(pixel_frame(_as_unit(xs, aug)).assign(label=[str(v) for v in y]))
+        return pd.concat(frames, ignore_index=True)
+
+
+def _finite_gate(history: list[dict[str, Any]]) -> tuple[str, bool]:
+    losses = [float(v) for r in history for k, v in r.items() if k.endswith("loss")]
+    ok = bool(losses) and all(math.isfinite(v) for v in losses)
+    return ("passed: finite losses" if ok else "failed: non-finite training loss"), ok
+
+
 @_scoped
 def log_image_detector(
     detector: Any,
     X: Any,
     *,
     dataset_name: str,
+    source: str | None = None,
+    register_as: str | None = "genaug-image-detector",
     top: int = 8,
     fit_seconds: float | None = None,
     experiment: str = IMAGE_EXPERIMENT,
     run_name: str | None = None,
-) -> tuple[str, str]:
+) -> TrainingRecord:
     """Log a fitted :class:`~genaug.image_detector.ImageAnomalyDetector`: params, per-epoch
-    losses, threshold, a score histogram of ``X`` and heat-map overlays of the ``top`` most
-    anomalous images of ``X`` (``plots/top_anomalies.png``). Returns (run_id, url)."""
+    losses, threshold, a score histogram of ``X``, heat-map overlays of the ``top`` most
+    anomalous images of ``X`` (``plots/top_anomalies.png``) and the model (pyfunc
+    :class:`ImageDetectorModel`); register it as ``register_as``, whose ``champion`` alias
+    moves to it when every loss is finite."""
     from .images import to_unit_array
 
     c = client()
@@ -958,7 +1023,7 @@ def log_image_detector(
     with _run(c, exp_id, run_name=run_name or f"image-detector-{dataset_name}",
               tags={"genaug.kind": "image-detector", "genaug.dataset": dataset_name}) as run_id:
         params = {**detector.get_params(), "image_shape": detector.image_shape_,
-                  "dataset": dataset_name}
+                  "dataset": dataset_name, "source": source or "", "n_images": len(X)}
         c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, int(r["step"]))
@@ -974,12 +1039,25 @@ def log_image_detector(
         _log_figure(c, run_id, _score_figure(scores, detector.threshold_,
                                              f"Scores of {dataset_name}"),
                     "plots/score_histogram.png")
+        units = to_unit_array(X)
         order = np.argsort(-scores)[:top]
-        images = to_unit_array(X)[order]
-        maps = detector.explain(images.transpose(0, 2, 3, 1))
-        _log_figure(c, run_id, _overlay_figure(images, maps, scores[order], detector.threshold_),
+        maps = detector.explain(units[order].transpose(0, 2, 3, 1))
+        _log_figure(c, run_id, _overlay_figure(units[order], maps, scores[order],
+                                               detector.threshold_),
                     "plots/top_anomalies.png")
-    return run_id, run_url(run_id, exp_id)
+        gate, _ = _finite_gate(detector.history_)
+        wrapper = ImageDetectorModel()
+        wrapper.detector = detector
+        example = pixel_frame(units[:5])
+        info = _log_pyfunc(run_id, "image_detector", "ImageDetectorModel", detector.save,
+                           example, wrapper.predict(None, example))
+        version, promoted = None, False
+        if register_as:
+            version, promoted = _register(c, register_as, info, run_id, gate)
+        champion_version = _alias_version(c, register_as) if register_as else None
+        c.set_tag(run_id, "genaug.gate", gate)
+    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
+                          run_url(run_id, exp_id), champion_version)
 
 
 @_scoped
@@ -987,19 +1065,28 @@ def log_image_augmenter(
     augmenter: Any,
     *,
     dataset_name: str,
+    source: str | None = None,
+    register_as: str | None = "genaug-image-augmenter",
+    min_class_share: float = 0.5,
     n_per_class: int = 8,
     experiment: str = IMAGE_EXPERIMENT,
     run_name: str | None = None,
-) -> tuple[str, str]:
+) -> TrainingRecord:
     """Log a fitted :class:`~genaug.image_augmenter.ImageAugmenter`: params, per-epoch losses,
-    the held-out checks (``class_share``, ``c2st_auc``...), a sample grid per class at every
-    check (``samples/step_<n>.png``, one row per class) and one of the kept generator
-    (``samples/selected.png``). Returns (run_id, url)."""
+    the held-out checks (``class_share``, ``c2st_auc``...), a sample grid per class per epoch
+    (the ``samples`` image series in the UI, one row per class, stepped by epoch) and one of
+    the kept generator (``samples/selected.png``), and the model (pyfunc
+    :class:`ImageAugmenterModel`); register it as ``register_as``. ``champion`` moves to it
+    when every loss is finite and the kept generator's held-out class share is at least
+    ``min_class_share``."""
+    from PIL import Image
+
     c = client()
     exp_id = experiment_id(c, experiment)
     with _run(c, exp_id, run_name=run_name or f"image-augmenter-{dataset_name}",
               tags={"genaug.kind": "image-augmenter", "genaug.dataset": dataset_name}) as run_id:
         params = {**augmenter.get_params(), "classes": list(augmenter.classes_),
+                  "class_counts": list(augmenter.class_counts_), "source": source or "",
                   "selected_step": augmenter.selected_["step"], "dataset": dataset_name}
         c.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
         now = int(time.time() * 1000)
@@ -1007,23 +1094,63 @@ def log_image_augmenter(
                 "selection_score")
         metrics = [Metric(k, float(v), now, int(r["step"])) for r in augmenter.history_
                    for k, v in r.items() if k in keys and math.isfinite(v)]
+        metrics += [Metric(f"selected_{k}", float(augmenter.selected_[k]), now, 0)
+                    for k in keys[2:] if k in augmenter.selected_]
         for i in range(0, len(metrics), 900):
             c.log_batch(run_id, metrics=metrics[i:i + 900])
+        for epoch, grid in getattr(augmenter, "epoch_grids_", []):
+            c.log_image(run_id, _mosaic(grid.astype(np.float32) / 255.0), key="samples",
+                        step=int(epoch), synchronous=True)
+        rows = [_as_unit(augmenter.sample(n_per_class, label=label)[0], augmenter)
+                for label in augmenter.classes_]
         with tempfile.TemporaryDirectory() as tmp:
-            from PIL import Image
-
-            for step, grid in getattr(augmenter, "check_grids_", []):
-                path = Path(tmp) / f"step_{step:06d}.png"
-                Image.fromarray(_mosaic(grid)).save(path)
-                c.log_artifact(run_id, str(path), "samples")
-            rows = []
-            for label in augmenter.classes_:
-                xs, _ = augmenter.sample(n_per_class, label=label)
-                rows.append(_as_unit(xs, augmenter))
             path = Path(tmp) / "selected.png"
             Image.fromarray(_mosaic(np.stack(rows))).save(path)
             c.log_artifact(run_id, str(path), "samples")
-    return run_id, run_url(run_id, exp_id)
+        gate, ok = _finite_gate(augmenter.history_)
+        share = float(augmenter.selected_.get("class_share", float("nan")))
+        if ok and not share >= min_class_share:
+            gate = (f"failed: held-out class share {share:.3f} below {min_class_share} (samples "
+                    "mostly not of the requested class)")
+        elif ok:
+            gate = f"passed: finite losses, held-out class share {share:.3f} >= {min_class_share}"
+        wrapper = ImageAugmenterModel()
+        wrapper.augmenter = augmenter
+        example = pd.DataFrame({"label": [str(augmenter.classes_[0])], "n": [2]})
+        info = _log_pyfunc(run_id, "image_augmenter", "ImageAugmenterModel", augmenter.save,
+                           example, wrapper.predict(None, example))
+        version, promoted = None, False
+        if register_as:
+            version, promoted = _register(c, register_as, info, run_id, gate)
+        champion_version = _alias_version(c, register_as) if register_as else None
+        c.set_tag(run_id, "genaug.gate", gate[:5000])
+    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
+                          run_url(run_id, exp_id), champion_version)
+
+
+@_scoped
+def load_image_detector(ref: str | os.PathLike) -> tuple[Any, str]:
+    """An image detector from a folder or ``models:/name@alias`` / ``models:/name/version``,
+    and a description of what was loaded."""
+    from .image_detector import ImageAnomalyDetector
+
+    ref = str(ref)
+    if not ref.startswith("models:/"):
+        return ImageAnomalyDetector.load(ref), f"folder {ref}"
+    detector, mv = _load_registered(ref, "detector")
+    return detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+
+
+@_scoped
+def load_image_augmenter(ref: str | os.PathLike) -> tuple[Any, str]:
+    """An image augmenter from a folder or a ``models:/`` reference, and a description."""
+    from .image_augmenter import ImageAugmenter
+
+    ref = str(ref)
+    if not ref.startswith("models:/"):
+        return ImageAugmenter.load(ref), f"folder {ref}"
+    augmenter, mv = _load_registered(ref, "augmenter")
+    return augmenter, f"{ref} (version {mv.version}, run {mv.run_id})"
 
 
 def _as_unit(xs: Any, augmenter: Any) -> np.ndarray:

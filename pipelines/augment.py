@@ -26,6 +26,7 @@ from genaug.augmented import (
     split_target,
     write_augmented,
 )
+from genaug.images import is_image_source
 from genaug.ledger import file_digest
 from pipelines._retry import retry_unless_bad_input
 
@@ -114,11 +115,14 @@ def write_dataset(data: str, target: str, aug: Augmenter, model_info: dict[str, 
     return res
 
 
+DEFAULT_OUT = "data/augmented/adult_train.augmented.parquet"
+
+
 @flow(name="augment", log_prints=True)
 def augment(
     data: str = "data/sample/adult_train.parquet",
     target: str = "income",
-    out: str = "data/augmented/adult_train.augmented.parquet",
+    out: str = DEFAULT_OUT,
     model: str | None = None,
     model_name: str = "genaug-augmenter",
     sampling_strategy: Any = "auto",
@@ -135,7 +139,21 @@ def augment(
     0.9); otherwise ``model`` is ``models:/name@alias`` or a saved folder. ``sampling_strategy``
     says how many rows to add, as in imbalanced-learn ("auto": every class up to the
     majority's count; 0.5: the minority up to half the majority; ``{"label": n}``).
+
+    A folder or ``.npz`` of labelled images goes to the image flow ``augment-images`` (the
+    image GAN; ``out`` then defaults to ``data/augmented/<stem>.augmented.npz``).
     """
+    if is_image_source(data):
+        from pipelines.images import IMAGE_AUGMENTER, augment_images
+
+        if out == DEFAULT_OUT:
+            out = str(Path("data/augmented") / f"{Path(data).stem}.augmented.npz")
+        p = dict(params or {})
+        if sampling_strategy != "auto":
+            p["sampling_strategy"] = sampling_strategy
+        return augment_images(
+            data=data, out=out, model=model, random_state=random_state, params=p,
+            model_name=IMAGE_AUGMENTER if model_name == "genaug-augmenter" else model_name)
     info: dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="genaug-augmenter-") as tmp:
         if model is None:

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from genaug import read_table
 from genaug.augmented import split_target
 from genaug.evaluation import EvaluationResult, evaluate_augmentation
+from genaug.images import is_image_source
 from genaug.samplers import is_generator_arm, make_arm
 from pipelines._retry import retry_unless_bad_input
 
@@ -101,7 +102,17 @@ def evaluate_augmentation_flow(
     ``positive`` (default: the rarest class). ``augmenter_params`` go to every genaug generator
     arm; ``ratios`` (e.g. ``[0.5, 1.0]``) lets the validation part choose how far to grow the
     positive class. Tables above ``max_rows`` are subsampled (stratified) first.
+
+    A folder or ``.npz`` of labelled images goes to the image flow
+    ``evaluate-image-augmentation`` (``positive`` cut to 5 % of the images; arms none / random
+    / gan on pixels; ``augmenter_params`` go to the image GAN).
     """
+    if is_image_source(data):  # labelled images: the rare-class setup on pixels
+        from pipelines.images import evaluate_image_augmentation_flow
+
+        return evaluate_image_augmentation_flow(
+            data=data, positive=positive, arms=arms, classifiers=classifiers, n_splits=n_splits,
+            random_state=random_state, gan_params=augmenter_params)
     arms, classifiers = list(arms or ARMS), list(classifiers or CLASSIFIERS)
     result = run_evaluation(data, target, arms, classifiers, n_splits, positive,
                             ratios, random_state, augmenter_params or {}, max_rows)

@@ -1,7 +1,10 @@
-"""Image flows: ``train-image-detector``, ``score-images`` (incoming folder with quarantine),
-``augment-images`` and ``evaluate-image-augmentation``. Thin tasks over :mod:`genaug.images`,
-:mod:`genaug.image_detector`, :mod:`genaug.image_batch`, :mod:`genaug.image_augmenter` and
-:mod:`genaug.image_evaluation`; MLflow through
+"""Image flows: ``train-image-detector``, ``score-images`` (incoming folder with ledger and
+quarantine), ``score-image-data`` (a folder or ``.npz`` scored in place), ``augment-images``
+and ``evaluate-image-augmentation``. The generic flows (``train-detector``, ``score``,
+``augment``, ``evaluate-augmentation``) hand image inputs to these.
+
+Thin tasks over :mod:`genaug.images`, :mod:`genaug.image_detector`, :mod:`genaug.image_batch`,
+:mod:`genaug.image_augmenter` and :mod:`genaug.image_evaluation`; MLflow through
 :mod:`genaug.tracking`. Image sources: a class-folder tree, a folder plus labels CSV, or an
 ``.npz`` (see :func:`genaug.images.read_images`)."""
 
@@ -28,120 +31,211 @@ def _size(size: list[int] | tuple[int, int] | None) -> tuple[int, int] | None:
     return None if size is None else (int(size[0]), int(size[1]))
 
 
+IMAGE_DETECTOR = "genaug-image-detector"
+IMAGE_AUGMENTER = "genaug-image-augmenter"
+
+
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
 def fit_image_detector(data: str, labels: str | None, size: Any, params: dict[str, Any],
-                       model_dir: str, normal_class: Any = None) -> dict[str, Any]:
-    """Read the images (only ``normal_class`` if given), fit the detector, save it."""
+                       model_name: str | None, model_dir: str | None,
+                       normal_class: Any = None) -> dict[str, Any]:
+    """Read the images (only ``normal_class`` if given), fit the detector, log and register
+    it (and save it to ``model_dir`` if given)."""
     from genaug import tracking
 
     logger = get_run_logger()
     tracking.check_store()
     s = read_images(data, labels=labels, size=_size(size))
     X = s.X if normal_class is None else s.X[np.asarray(s.y).astype(str) == str(normal_class)]
+    if not len(X):
+        raise ValueError(f"{data}: no images of class {normal_class!r}")
     t0 = time.perf_counter()
     det = ImageAnomalyDetector(**params).fit(X, file=data)
     secs = time.perf_counter() - t0
-    det.save(model_dir)
-    run_id, url = tracking.log_image_detector(det, X, dataset_name=Path(data).stem,
-                                              fit_seconds=secs)
-    logger.info("image detector fitted on %d images %s in %.1f s; threshold %.4g; %s",
-                len(X), det.image_shape_, secs, det.threshold_, url)
+    if model_dir:
+        det.save(model_dir)
+    rec = tracking.log_image_detector(det, X, dataset_name=Path(data).stem,
+                                      source=str(Path(data).resolve()),
+                                      register_as=model_name, fit_seconds=secs)
+    logger.info("image detector fitted on %d images %s in %.1f s; threshold %.4g; %s v%s (%s); "
+                "%s", len(X), det.image_shape_, secs, det.threshold_, model_name, rec.version,
+                rec.gate, rec.url)
     return {"model_dir": model_dir, "n_images": len(X), "fit_seconds": secs,
-            "threshold": det.threshold_, "run_id": run_id, "url": url}
+            "threshold": det.threshold_, "run_id": rec.run_id, "url": rec.url,
+            "registered_name": rec.registered_name, "version": rec.version,
+            "promoted": rec.promoted, "gate": rec.gate, "model_uri": rec.model_uri}
 
 
 @flow(name="train-image-detector", log_prints=True)
 def train_image_detector(
-    data: str,
-    model_dir: str = "models/image-detector",
+    data: str = "data/sample/digits_8x8.npz",
+    model_name: str | None = IMAGE_DETECTOR,
+    model_dir: str | None = None,
     labels: str | None = None,
     size: list[int] | None = None,
     normal_class: str | None = None,
     random_state: int = 0,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit an :class:`ImageAnomalyDetector` on the images in ``data``; save and log it."""
+    """Fit an :class:`ImageAnomalyDetector` on the images in ``data``, log it and register it
+    as ``model_name`` (``champion`` moves when its losses are finite); ``model_dir`` also
+    saves it as a folder."""
     p = {"random_state": random_state, **(params or {})}
-    rec = fit_image_detector(data, labels, size, p, model_dir, normal_class)
+    rec = fit_image_detector(data, labels, size, p, model_name, model_dir, normal_class)
     create_markdown_artifact(
         key="image-detector-training",
         markdown=(f"### Image detector trained on `{data}`\n\n| item | value |\n|---|---|\n"
                   f"| images | {rec['n_images']} |\n| fit seconds | {rec['fit_seconds']:.1f} |\n"
-                  f"| threshold | {rec['threshold']:.4g} |\n| model folder | `{model_dir}` |\n"
+                  f"| threshold | {rec['threshold']:.4g} |\n"
+                  f"| model | {rec['registered_name']} v{rec['version']} ({rec['gate']}) |\n"
                   f"| MLflow run | {rec['url']} |\n"))
     return rec
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
-def score_folder(incoming: str, model_dir: str, out: str, processed: str, quarantine: str,
-                 resize: bool, min_age: float) -> dict[str, Any]:
-    """Score every image in ``incoming``; bad files go to ``quarantine`` with a reason."""
+def score_folder(incoming: str, model: str, out: str, processed: str, quarantine: str,
+                 ledger: str, resize: bool, min_age: float, stale_after: float) -> dict[str, Any]:
+    """Score every image in ``incoming`` once; bad files go to ``quarantine`` with a reason."""
+    from genaug import tracking
+    from genaug.ledger import Ledger
+
     logger = get_run_logger()
-    det = ImageAnomalyDetector.load(model_dir)
+    det, desc = tracking.load_image_detector(model)
     res = score_image_folder(incoming, det, out=out, processed=processed, quarantine=quarantine,
-                             resize=resize, min_age=min_age)
-    logger.info(res.summary())
-    return {"scored": res.scored, "quarantined": res.quarantined, "skipped": res.skipped,
+                             ledger=Ledger(ledger, stale_after=stale_after), resize=resize,
+                             min_age=min_age)
+    logger.info("%s with %s", res.summary(), desc)
+    return {"model": desc, "scored": res.scored, "quarantined": res.quarantined,
+            "duplicates": res.duplicates, "skipped": res.skipped, "failed": res.failed,
             "output": res.output, "n_flagged": res.n_flagged}
 
 
 @flow(name="score-images", log_prints=True)
 def score_images(
     incoming: str = "data/images/incoming",
-    model_dir: str = "models/image-detector",
+    model: str = f"models:/{IMAGE_DETECTOR}@champion",
     out: str = "data/images/scores",
     processed: str = "data/images/processed",
     quarantine: str = "data/images/quarantine",
+    ledger: str = "data/images/ledger.sqlite",
     resize: bool = False,
     min_age: float = 2.0,
+    stale_after: float = 3600.0,
 ) -> dict[str, Any]:
-    """Score the images now in ``incoming`` with a saved image detector."""
-    res = score_folder(incoming, model_dir, out, processed, quarantine, resize, min_age)
+    """Score the images now in ``incoming`` with ``model`` (a registry URI or a folder); each
+    content is scored once (``ledger``), bad files are quarantined with a reason."""
+    res = score_folder(incoming, model, out, processed, quarantine, ledger, resize, min_age,
+                       stale_after)
     create_markdown_artifact(
         key="image-scoring",
         markdown=(f"### Scored images in `{incoming}`\n\n| item | value |\n|---|---|\n"
+                  f"| model | {res['model']} |\n"
                   f"| scored | {len(res['scored'])} |\n| flagged | {res['n_flagged']} |\n"
+                  f"| already handled | {len(res['duplicates'])} |\n"
                   f"| quarantined | {', '.join(res['quarantined']) or 'none'} |\n"
                   f"| scores file | `{res['output']}` |\n"))
     return res
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
-def fit_augment(data: str, labels: str | None, size: Any, params: dict[str, Any],
-                out: str) -> dict[str, Any]:
-    """Fit the image GAN on labelled images, write real + generated images to ``out`` (.npz)."""
+def score_source(data: str, model: str, out: str, labels: str | None,
+                 resize: bool) -> dict[str, Any]:
+    """Score the images of ``data`` in place, write ``out``, log an MLflow scoring run."""
+    from genaug import tracking
+    from genaug.image_batch import score_image_source
+
+    tracking.check_store()
+    det, desc = tracking.load_image_detector(model)
+    frame = score_image_source(data, det, out, labels=labels, resize=resize)
+    run_id, url = tracking.log_scoring_run(frame, model_desc=desc, input_file=data,
+                                           output_file=out, threshold=det.threshold_)
+    return {"model": desc, "output": out, "n_rows": len(frame),
+            "n_flagged": int(frame["is_anomaly"].sum()), "run_id": run_id, "url": url}
+
+
+@flow(name="score-image-data", log_prints=True)
+def score_image_data(
+    data: str = "data/sample/digits_8x8.npz",
+    model: str = f"models:/{IMAGE_DETECTOR}@champion",
+    out: str | None = None,
+    labels: str | None = None,
+    resize: bool = False,
+) -> dict[str, Any]:
+    """Score every image of ``data`` (a folder, an ``.npz`` or one image) without moving
+    anything; scores to ``out`` (default ``<data>.scores.parquet`` beside it)."""
+    out = out or str(Path(data).with_name(f"{Path(data).stem}.scores.parquet"))
+    res = score_source(data, model, out, labels, resize)
+    create_markdown_artifact(
+        key="image-scoring",
+        markdown=(f"### Scored images of `{data}`\n\n| item | value |\n|---|---|\n"
+                  f"| model | {res['model']} |\n| images | {res['n_rows']} |\n"
+                  f"| flagged | {res['n_flagged']} |\n| scores file | `{out}` |\n"
+                  f"| MLflow run | {res['url']} |\n"))
+    return res
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_bad_input)
+def fit_augment(data: str, labels: str | None, size: Any, params: dict[str, Any], out: str,
+                model: str | None, model_name: str | None) -> dict[str, Any]:
+    """Fit the image GAN on labelled images (or load ``model``), write real + generated
+    images to ``out`` (.npz, atomically); a fitted GAN is logged and registered."""
     from genaug import tracking
 
     tracking.check_store()
     s = read_images(data, labels=labels, size=_size(size))
     if s.y is None:
         raise ValueError(f"{data}: augmentation needs class labels (subfolders or a CSV)")
-    aug = ImageAugmenter(**params)
-    X_res, y_res = aug.fit_resample(s.X, s.y)
+    info: dict[str, Any]
+    if model is None:
+        aug = ImageAugmenter(**params)
+        X_res, y_res = aug.fit_resample(s.X, s.y)
+        rec = tracking.log_image_augmenter(aug, dataset_name=Path(data).stem,
+                                           source=str(Path(data).resolve()),
+                                           register_as=model_name)
+        info = {"name": rec.registered_name, "version": rec.version, "gate": rec.gate,
+                "promoted": rec.promoted, "run_id": rec.run_id, "url": rec.url}
+    else:
+        aug, desc = tracking.load_image_augmenter(model)
+        aug.sampling_strategy = params.get("sampling_strategy", aug.sampling_strategy)
+        if "random_state" in params:
+            aug.reseed(params["random_state"])
+        extra = aug._targets(np.asarray(s.y))
+        parts = [aug.sample(n, label=c) for c, n in extra.items() if n > 0]
+        X_res = np.concatenate([s.X, *(p[0] for p in parts)]).astype(s.X.dtype)
+        y_res = np.concatenate([np.asarray(s.y), *(p[1] for p in parts)])
+        info = {"name": desc, "version": None, "gate": "loaded", "promoted": False,
+                "run_id": None, "url": None}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, X=X_res, y=y_res)
-    run_id, url = tracking.log_image_augmenter(aug, dataset_name=Path(data).stem)
+            np.savez(fh, X=X_res, y=y_res, is_synthetic=np.arange(len(X_res)) >= len(s.X))
     return {"out": out, "n_real": len(s.X), "n_generated": len(X_res) - len(s.X),
-            "selected": aug.selected_, "run_id": run_id, "url": url}
+            "selected": aug.selected_, "model": info, "url": info["url"]}
 
 
 @flow(name="augment-images", log_prints=True)
 def augment_images(
-    data: str,
-    out: str = "data/images/augmented.npz",
+    data: str = "data/sample/digits_8x8.npz",
+    out: str = "data/augmented/digits_8x8.augmented.npz",
     labels: str | None = None,
     size: list[int] | None = None,
+    model: str | None = None,
+    model_name: str | None = IMAGE_AUGMENTER,
     random_state: int = 0,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Grow every class to the largest one's count with generated images; log grids."""
-    rec = fit_augment(data, labels, size, {"random_state": random_state, **(params or {})}, out)
+    """Grow every class to the largest one's count with generated images: ``out`` holds
+    ``X``, ``y`` and ``is_synthetic``. ``model=None`` fits a new image GAN (``params`` go to
+    :class:`ImageAugmenter`), logs its sample grids and registers it as ``model_name``;
+    otherwise ``model`` is ``models:/name@alias`` or a saved folder."""
+    rec = fit_augment(data, labels, size, {"random_state": random_state, **(params or {})},
+                      out, model, model_name)
+    m = rec["model"]
     create_markdown_artifact(
         key="image-augmentation",
         markdown=(f"### Augmented `{data}`\n\n| item | value |\n|---|---|\n"
                   f"| real images | {rec['n_real']} |\n| generated | {rec['n_generated']} |\n"
                   f"| held-out class share | {rec['selected']['class_share']:.3f} |\n"
+                  f"| model | {m['name']} v{m['version']} ({m['gate']}) |\n"
                   f"| output | `{out}` |\n| MLflow run | {rec['url']} |\n"))
     return rec
 

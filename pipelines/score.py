@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from genaug.images import is_image_source
 from genaug.scoring import score_file as score_table_file
 from pipelines._retry import retry_unless_bad_input
 
@@ -61,14 +62,24 @@ def log_scores(data: str, scored: dict[str, Any]) -> dict[str, Any]:
             "drifted_columns": [] if d is None else d.drifted_columns}
 
 
+DEFAULT_MODEL = "models:/genaug-detector@champion"
+
+
 @flow(name="score", log_prints=True)
 def score(
     data: str = "data/sample/adult_incoming.parquet",
-    model: str = "models:/genaug-detector@champion",
+    model: str = DEFAULT_MODEL,
     out: str | None = None,
     key_column: str | None = None,
 ) -> dict[str, Any]:
-    """Score ``data`` with ``model`` (a registry URI or a model folder)."""
+    """Score ``data`` with ``model`` (a registry URI or a model folder). A folder or ``.npz`` of
+    images goes to the image flow ``score-image-data`` (the image detector's champion unless
+    ``model`` names another)."""
+    if is_image_source(data):  # images: scored in place by the image detector
+        from pipelines.images import IMAGE_DETECTOR, score_image_data
+
+        return score_image_data(data=data, out=out, model=(
+            f"models:/{IMAGE_DETECTOR}@champion" if model == DEFAULT_MODEL else model))
     out = out or default_output(data)
     scored = score_file(data, model, out, key_column)
     logged = log_scores(data, scored)

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from genaug import AnomalyDetector
 from genaug.gate import check_labels, compare, read_validation
+from genaug.images import is_image_source
 from genaug.subsample import read_training_table
 from pipelines._retry import retry_unless_bad_input
 
@@ -129,6 +130,12 @@ def train_detector(
 
     The result's ``gate`` says why; ``champion_version`` is where the alias points afterwards.
     """
+    if is_image_source(data):  # a folder or .npz of images: the image detector's flow
+        from pipelines.images import IMAGE_DETECTOR, train_image_detector
+
+        return train_image_detector(
+            data=data, random_state=random_state, params=params,
+            model_name=IMAGE_DETECTOR if model_name == "genaug-detector" else model_name)
     p = {"random_state": random_state, "target": target, "verbose": True, **(params or {})}
     if label_column:
         p["exclude_columns"] = (label_column,)

@@ -321,12 +321,17 @@ def test_image_augmentation_evaluation_runs_on_pixels():
 
 
 def test_image_flows_end_to_end(prefect_api, mlflow_store):
+    """The generic train flow takes a folder of images and registers the image detector; the
+    incoming-folder job loads it by name, quarantines bad files, and scores each content once."""
     import contextlib
     import io
 
+    import mlflow
     from mlflow import MlflowClient
 
-    from pipelines.images import augment_images, score_images, train_image_detector
+    from pipelines.augment import augment
+    from pipelines.images import score_images
+    from pipelines.train_detector import train_detector
 
     root = mlflow_store
     for i, img in enumerate(blobs(40, seed=5)):
@@ -341,15 +346,18 @@ def test_image_flows_end_to_end(prefect_api, mlflow_store):
     (incoming / "d_corrupt.png").write_text("not an image")
     _png(incoming / "e_small.png", good[0][:8, :8])
     (incoming / "f_notes.txt").write_text("hello")
-    quarantine, model = root / "quarantine", root / "model"
+    quarantine = root / "quarantine"
+    folders = {"out": str(root / "out"), "processed": str(root / "processed"),
+               "quarantine": str(quarantine), "ledger": str(root / "ledger.sqlite"),
+               "min_age": 0}
     with contextlib.redirect_stdout(io.StringIO()):
-        rec = train_image_detector(data=str(root / "train"), model_dir=str(model),
-                                   params={"max_steps": 150, "base": 8, "latent": 4,
-                                           "device": "cpu"})
-        res = score_images(incoming=str(incoming), model_dir=str(model), out=str(root / "out"),
-                           processed=str(root / "processed"), quarantine=str(quarantine),
-                           min_age=0)
+        rec = train_detector(data=str(root / "train"),
+                             params={"max_steps": 150, "base": 8, "latent": 4, "device": "cpu"})
+        res = score_images(incoming=str(incoming), **folders)
     assert rec["n_images"] == 40
+    assert (rec["registered_name"], rec["version"], rec["promoted"]) == (
+        "genaug-image-detector", 1, True)
+    assert "version 1" in res["model"]
     assert sorted(res["scored"]) == ["a.png", "b.png", "c_defect.png"]
     assert sorted(res["quarantined"]) == ["d_corrupt.png", "e_small.png", "f_notes.txt"]
     reasons = {p.name: p.read_text() for p in quarantine.glob("*.reason.json")}
@@ -365,20 +373,45 @@ def test_image_flows_end_to_end(prefect_api, mlflow_store):
     assert "plots/top_anomalies.png" in arts
     assert len(c.get_metric_history(rec["run_id"], "train_loss")) > 5
 
+    # the same content again (new name) is recognised by the ledger: moved, not rescored
+    (root / "processed" / "a.png").rename(incoming / "a_again.png")
+    with contextlib.redirect_stdout(io.StringIO()):
+        again = score_images(incoming=str(incoming), **folders)
+    assert again["duplicates"] == ["a_again.png"] and again["scored"] == []
+    assert again["output"] is None and len(list((root / "out").glob("*.parquet"))) == 1
+
+    # the registered pyfunc scores a pixel table like the detector does
+    pyfunc = mlflow.pyfunc.load_model("models:/genaug-image-detector@champion")
+    from genaug.tracking import pixel_frame
+
+    px = pixel_frame(np.stack([good[0], defect])[:, None] / 255.0)
+    out = pyfunc.predict(px)
+    assert out["score"].iloc[1] > out["score"].iloc[0]
+    assert out.columns.tolist() == ["score", "is_anomaly", "peak_row", "peak_col"]
+
     X, y = halves(60)
     for i, (img, lab) in enumerate(zip(X, y)):
         if lab == 0 or i < 20:
             _png(root / "labelled" / str(lab) / f"{i}.png", img)
     with contextlib.redirect_stdout(io.StringIO()):
-        aug = augment_images(data=str(root / "labelled"), out=str(root / "aug.npz"),
-                             params={"max_steps": 20, "n_checks": 2, "base": 4, "latent": 4,
-                                     "check_samples": 4, "device": "cpu"})
+        aug = augment(data=str(root / "labelled"), out=str(root / "aug.npz"),
+                      params={"max_steps": 20, "n_checks": 2, "base": 4, "latent": 4,
+                              "check_samples": 4, "batch_size": 16, "device": "cpu"})
     z = np.load(root / "aug.npz")
     assert np.unique(z["y"], return_counts=True)[1].tolist() == [30, 30]
-    assert aug["n_generated"] == 20
-    arts = [a.path for a in c.list_artifacts(aug["run_id"], "samples")]
-    assert "samples/selected.png" in arts and len(arts) == 3  # 2 checks + the selected one
-    assert len(c.get_metric_history(aug["run_id"], "class_share")) == 2
+    assert z["is_synthetic"].sum() == aug["n_generated"] == 20
+    assert not z["is_synthetic"][:40].any()
+    run_id = aug["model"]["run_id"]
+    arts = [a.path for a in c.list_artifacts(run_id, "samples")]
+    assert arts == ["samples/selected.png"]
+    n_epochs = len(c.get_metric_history(run_id, "d_loss"))  # one d_loss per epoch
+    grids = [a.path for a in c.list_artifacts(run_id, "images")]
+    assert len([g for g in grids if g.endswith(".png")]) == n_epochs >= 2  # one grid per epoch
+    assert aug["model"]["name"] == "genaug-image-augmenter"
+    gen = mlflow.pyfunc.load_model(f"models:/genaug-image-augmenter/{aug['model']['version']}")
+    made = gen.predict(pd.DataFrame({"label": ["0", "1"], "n": [2, 3]}))
+    assert made["label"].tolist() == ["0", "0", "1", "1", "1"] and made.shape[1] == 8 * 8 + 1
+    assert made.drop(columns="label").to_numpy().min() >= 0
 
 
 def test_gan_in_imblearn_pipeline_and_clone():
