@@ -209,12 +209,13 @@ def score_image_source(
     *,
     labels: str | os.PathLike | None = None,
     resize: bool = False,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Score every image of ``source`` (a folder, an ``.npz`` or one image file) in place and
     write ``out`` (Parquet, atomically): ``file`` (path, or ``<npz>[i]``), ``label`` when the
     source has labels, ``score``, ``is_anomaly``, ``peak_row``, ``peak_col``. Unlike
     :func:`score_image_folder` nothing is moved; a bad image fails the whole call with a
-    :class:`~genaug.errors.GenaugInputError` naming its file."""
+    :class:`~genaug.errors.GenaugInputError` naming its file. Returns the scores and the
+    images as read (``uint8``)."""
     from .images import IMAGE_SUFFIXES, read_images
     from .io import atomic_path
 
@@ -239,4 +240,4 @@ def score_image_source(
         frame.insert(1, "label", np.asarray(y).astype(str))
     with atomic_path(out) as tmp:
         frame.to_parquet(tmp, index=False)
-    return frame
+    return frame, X

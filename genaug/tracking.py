@@ -609,7 +609,7 @@ def log_scoring_run(
                     "plots/score_histogram.png")
         contrib = scores[[col for col in scores.columns if col.startswith("contrib_")]]
         flagged = contrib[scores["is_anomaly"] == 1]
-        if len(flagged):
+        if len(flagged) and flagged.shape[1]:
             _log_figure(c, run_id, _blame_figure(flagged.rename(columns=lambda x: x[8:]),
                                                  "Most blamed columns, flagged rows"),
                         "plots/top_blamed_columns.png")
@@ -1151,6 +1151,25 @@ def load_image_augmenter(ref: str | os.PathLike) -> tuple[Any, str]:
         return ImageAugmenter.load(ref), f"folder {ref}"
     augmenter, mv = _load_registered(ref, "augmenter")
     return augmenter, f"{ref} (version {mv.version}, run {mv.run_id})"
+
+
+@_scoped
+def log_image_scoring_run(scores: pd.DataFrame, detector: Any, X: Any, *, model_desc: str,
+                          input_file: str, output_file: str | None,
+                          top: int = 8) -> tuple[str, str]:
+    """:func:`log_scoring_run` for images, plus heat-map overlays of the ``top`` highest
+    scoring images of ``X`` (``plots/top_anomalies.png``). Returns (run_id, url)."""
+    from .images import to_unit_array
+
+    run_id, url = log_scoring_run(scores, model_desc=model_desc, input_file=input_file,
+                                  output_file=output_file, threshold=detector.threshold_)
+    s = scores["score"].to_numpy()
+    order = np.argsort(-s)[:top]
+    units = to_unit_array(np.asarray(X)[order])
+    maps = detector.explain(units.transpose(0, 2, 3, 1))
+    _log_figure(client(), run_id, _overlay_figure(units, maps, s[order], detector.threshold_),
+                "plots/top_anomalies.png")
+    return run_id, url
 
 
 def _as_unit(xs: Any, augmenter: Any) -> np.ndarray:

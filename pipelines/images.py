@@ -146,9 +146,10 @@ def score_source(data: str, model: str, out: str, labels: str | None,
 
     tracking.check_store()
     det, desc = tracking.load_image_detector(model)
-    frame = score_image_source(data, det, out, labels=labels, resize=resize)
-    run_id, url = tracking.log_scoring_run(frame, model_desc=desc, input_file=data,
-                                           output_file=out, threshold=det.threshold_)
+    frame, images = score_image_source(data, det, out, labels=labels, resize=resize)
+    run_id, url = tracking.log_image_scoring_run(frame, det, images,
+                                                 model_desc=desc, input_file=data,
+                                                 output_file=out)
     return {"model": desc, "output": out, "n_rows": len(frame),
             "n_flagged": int(frame["is_anomaly"].sum()), "run_id": run_id, "url": url}
 

@@ -479,3 +479,36 @@ def test_image_evaluation_flow_cuts_the_rare_class_and_logs_parent_and_children(
     assert n_pos == {0}
     assert "plots/pr_auc_difference.png" in [a.path for a in c.list_artifacts(
         parent.info.run_id, "plots")]
+
+
+def test_main_job_images_part_on_the_shipped_digits(prefect_api, mlflow_store, monkeypatch):
+    """The main job's image part: the generic flows on the shipped digits sample register both
+    image models, score the incoming digits (the planted defects stand out) and grow class 8."""
+    import contextlib
+    import io
+    import shutil
+    from pathlib import Path
+
+    import pipelines.main as job
+
+    repo = Path(__file__).resolve().parents[1]
+    (mlflow_store / "data" / "sample").mkdir(parents=True)
+    for name in ("digits_train.npz", "digits_incoming.npz"):
+        shutil.copy(repo / "data" / "sample" / name, mlflow_store / "data" / "sample" / name)
+    monkeypatch.setattr(job, "MAIN_GAN_STEPS", 60)  # the job's GAN budget, cut for the suite
+    with contextlib.redirect_stdout(io.StringIO()):
+        lines = job.images()
+    text = "\n".join(lines)
+    assert "genaug-image-detector v1" in text and "genaug-image-augmenter v1" in text
+    scores = pd.read_parquet(mlflow_store / "data" / "sample" / "digits_incoming.scores.parquet")
+    with np.load(mlflow_store / "data" / "sample" / "digits_incoming.npz") as z:
+        defect, labels = z["defect"], z["y"]
+    assert len(scores) == len(defect) == 200
+    assert scores["label"].tolist() == [str(v) for v in labels]
+    # the planted blotches rank above the clean digits
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(defect, scores["score"]) > 0.8
+    out = np.load(mlflow_store / "data" / "augmented" / "digits_train.augmented.npz")
+    counts = np.bincount(out["y"])
+    assert counts[8] == counts.max() and out["is_synthetic"].sum() == counts.max() * 10 - 1474
