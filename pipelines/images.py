@@ -163,8 +163,8 @@ def score_image_data(
     resize: bool = False,
 ) -> dict[str, Any]:
     """Score every image of ``data`` (a folder, an ``.npz`` or one image) without moving
-    anything; scores to ``out`` (default ``<data>.scores.parquet`` beside it)."""
-    out = out or str(Path(data).with_name(f"{Path(data).stem}.scores.parquet"))
+    anything; scores to ``out`` (default ``data/scores/<stem>.scores.parquet``)."""
+    out = out or str(Path("data/scores") / f"{Path(data).stem}.scores.parquet")
     res = score_source(data, model, out, labels, resize)
     create_markdown_artifact(
         key="image-scoring",

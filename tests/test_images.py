@@ -500,7 +500,7 @@ def test_main_job_images_part_on_the_shipped_digits(prefect_api, mlflow_store, m
         lines = job.images()
     text = "\n".join(lines)
     assert "genaug-image-detector v1" in text and "genaug-image-augmenter v1" in text
-    scores = pd.read_parquet(mlflow_store / "data" / "sample" / "digits_incoming.scores.parquet")
+    scores = pd.read_parquet(mlflow_store / "data" / "scores" / "digits_incoming.scores.parquet")
     with np.load(mlflow_store / "data" / "sample" / "digits_incoming.npz") as z:
         defect, labels = z["defect"], z["y"]
     assert len(scores) == len(defect) == 200
