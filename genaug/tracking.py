@@ -330,11 +330,16 @@ def _log_figure(c: MlflowClient, run_id: str, fig: plt.Figure, path: str) -> Non
     plt.close(fig)
 
 
-def _log_dataset(c: MlflowClient, run_id: str, df: pd.DataFrame, name: str, source: str | None,
-                 context: str) -> None:
+def _log_dataset(c: MlflowClient, run_id: str, df: pd.DataFrame | np.ndarray, name: str,
+                 source: str | None, context: str, targets: np.ndarray | None = None) -> None:
+    """Record the dataset (digest, schema, source) as a run input; arrays (images) too."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(df, source=source, name=name)
+        if isinstance(df, pd.DataFrame):
+            ds = mlflow.data.from_pandas(df, source=source, name=name)
+        else:
+            ds = mlflow.data.from_numpy(np.asarray(df), source=source, name=name,
+                                        targets=None if targets is None else np.asarray(targets))
     c.log_inputs(run_id, datasets=[DatasetInput(
         ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
 
@@ -1039,6 +1044,7 @@ def log_image_detector(
         _log_figure(c, run_id, _score_figure(scores, detector.threshold_,
                                              f"Scores of {dataset_name}"),
                     "plots/score_histogram.png")
+        _log_dataset(c, run_id, np.asarray(X), dataset_name, source, "training")
         units = to_unit_array(X)
         order = np.argsort(-scores)[:top]
         maps = detector.explain(units[order].transpose(0, 2, 3, 1))
@@ -1066,6 +1072,8 @@ def log_image_augmenter(
     *,
     dataset_name: str,
     source: str | None = None,
+    X: Any = None,
+    y: Any = None,
     register_as: str | None = "genaug-image-augmenter",
     min_class_share: float = 0.5,
     n_per_class: int = 8,
@@ -1078,8 +1086,8 @@ def log_image_augmenter(
     the kept generator (``samples/selected.png``), and the model (pyfunc
     :class:`ImageAugmenterModel`); register it as ``register_as``. ``champion`` moves to it
     when every loss is finite and the kept generator's held-out class share is at least
-    ``min_class_share``."""
-    from PIL import Image
+    ``min_class_share``. With ``X`` (and ``y``), the training images are logged as the run's
+    dataset."""
 
     c = client()
     exp_id = experiment_id(c, experiment)
@@ -1098,15 +1106,14 @@ def log_image_augmenter(
                     for k in keys[2:] if k in augmenter.selected_]
         for i in range(0, len(metrics), 900):
             c.log_batch(run_id, metrics=metrics[i:i + 900])
+        if X is not None:
+            _log_dataset(c, run_id, np.asarray(X), dataset_name, source, "training", y)
         for epoch, grid in getattr(augmenter, "epoch_grids_", []):
             c.log_image(run_id, _mosaic(grid.astype(np.float32) / 255.0), key="samples",
                         step=int(epoch), synchronous=True)
         rows = [_as_unit(augmenter.sample(n_per_class, label=label)[0], augmenter)
                 for label in augmenter.classes_]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "selected.png"
-            Image.fromarray(_mosaic(np.stack(rows))).save(path)
-            c.log_artifact(run_id, str(path), "samples")
+        c.log_image(run_id, _mosaic(np.stack(rows)), artifact_file="samples/selected.png")
         gate, ok = _finite_gate(augmenter.history_)
         share = float(augmenter.selected_.get("class_share", float("nan")))
         if ok and not share >= min_class_share:

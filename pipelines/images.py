@@ -192,7 +192,7 @@ def fit_augment(data: str, labels: str | None, size: Any, params: dict[str, Any]
         X_res, y_res = aug.fit_resample(s.X, s.y)
         rec = tracking.log_image_augmenter(aug, dataset_name=Path(data).stem,
                                            source=str(Path(data).resolve()),
-                                           register_as=model_name)
+                                           X=s.X, y=s.y, register_as=model_name)
         info = {"name": rec.registered_name, "version": rec.version, "gate": rec.gate,
                 "promoted": rec.promoted, "run_id": rec.run_id, "url": rec.url}
     else:
