@@ -55,11 +55,17 @@ def _strategy(text: str) -> object:
 
 
 def _augment(args: argparse.Namespace) -> int:
+    from genaug.images import is_image_source
     from pipelines.augment import augment
 
-    out = args.out or f"data/augmented/{os.path.splitext(os.path.basename(args.data))[0]}" \
-                      ".augmented.parquet"
-    res = augment(data=args.data, target=args.target, out=out, model=args.model,
+    images = is_image_source(args.data)
+    if not images and not args.target:
+        print("genaug augment: --target (the label column) is required for a table",
+              file=sys.stderr)
+        return 2
+    suffix = ".augmented.npz" if images else ".augmented.parquet"
+    out = args.out or f"data/augmented/{os.path.splitext(os.path.basename(args.data))[0]}{suffix}"
+    res = augment(data=args.data, target=args.target or "", out=out, model=args.model,
                   model_name=args.name, sampling_strategy=_strategy(args.strategy),
                   random_state=args.seed, params=json.loads(args.params) if args.params else None)
     res.pop("training", None)
@@ -68,10 +74,15 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from genaug.images import is_image_source
     from pipelines.evaluate_augmentation import evaluate_augmentation_flow
 
+    if not is_image_source(args.data) and not args.target:
+        print("genaug evaluate: --target (the label column) is required for a table",
+              file=sys.stderr)
+        return 2
     res = evaluate_augmentation_flow(
-        data=args.data, target=args.target, arms=args.arms.split(",") if args.arms else None,
+        data=args.data, target=args.target or "", arms=args.arms.split(",") if args.arms else None,
         classifiers=args.classifiers.split(",") if args.classifiers else None,
         n_splits=args.splits, random_state=args.seed,
         ratios=[float(r) for r in args.ratios.split(",")] if args.ratios else None,
@@ -130,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genaug", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="fit a detector on a table and register it in MLflow")
-    t.add_argument("--data", required=True, help="Parquet or CSV file")
+    t.add_argument("--data", required=True,
+                   help="Parquet or CSV file, or images (a folder or .npz: the image detector)")
     t.add_argument("--name", default="genaug-detector", help="registered model name")
     t.add_argument("--target", help="column to leave out of the features")
     t.add_argument("--labels", help="column of 1 = anomaly labels for the registry gate")
@@ -147,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="promote if ROC-AUC >= champion's minus this")
     t.set_defaults(func=_train)
     s = sub.add_parser("score", help="score a file with a registered or saved detector")
-    s.add_argument("--data", required=True, help="Parquet or CSV file")
+    s.add_argument("--data", required=True, help="Parquet or CSV file, or images (folder, .npz "
+                                                 "or one image; the image detector's champion)")
     s.add_argument("--model", default="models:/genaug-detector@champion",
                    help="models:/<name>@<alias>, models:/<name>/<version> or a model folder")
     s.add_argument("--out", help="output Parquet (default data/scores/<stem>.scores.parquet)")
@@ -173,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_batch)
     a = sub.add_parser("augment", help="write a table plus synthetic rows (is_synthetic) and a "
                                        "manifest; fits and registers an augmenter unless --model")
-    a.add_argument("--data", required=True, help="Parquet or CSV file with a label column")
-    a.add_argument("--target", required=True, help="the label column")
+    a.add_argument("--data", required=True, help="Parquet or CSV file with a label column, or "
+                                                 "labelled images (a folder or .npz)")
+    a.add_argument("--target", help="the label column (tables)")
     a.add_argument("--out", help="output Parquet (default data/augmented/<stem>.augmented.parquet)")
     a.add_argument("--model", help="use this augmenter (models:/<name>@<alias> or a folder) "
                                    "instead of fitting one")
@@ -187,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_augment)
     e = sub.add_parser("evaluate", help="with/without augmentation on real held-out rows, "
                                         "logged to MLflow")
-    e.add_argument("--data", required=True, help="Parquet or CSV file with a label column")
-    e.add_argument("--target", required=True, help="the label column")
+    e.add_argument("--data", required=True, help="Parquet or CSV file with a label column, or "
+                                                 "labelled images (a folder or .npz)")
+    e.add_argument("--target", help="the label column (tables)")
     e.add_argument("--arms", help="comma-separated (default none,random,smote,vae,gan,"
                                   "default+filter)")
     e.add_argument("--classifiers", help="comma-separated (default logreg,rf,hgb)")

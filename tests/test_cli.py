@@ -113,3 +113,36 @@ def test_images_commands(prefect_api, mlflow_store):
         (a, c) for a in ("none", "random", "gan") for c in ("logreg", "hgb", "rf"))
     rc, _, err = _run(["images", "train", "--data", str(mlflow_store / "none.npz")])
     assert rc == 2 and "none.npz" in err
+
+
+def test_generic_commands_take_images(prefect_api, mlflow_store):
+    """``genaug train`` / ``score`` / ``augment`` see an .npz of images and use the image models;
+    a table without ``--target`` is refused with a message."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 60, size=(60, 8, 8), dtype=np.uint8)
+    y = np.repeat([0, 1], 30)
+    X[y == 1, 2:6, 2:6] = 250
+    np.savez(mlflow_store / "imgs.npz", X=X, y=y)
+    det = json.dumps({"max_steps": 30, "base": 4, "latent": 2, "n_members": 1, "device": "cpu"})
+    rc, text, _ = _run(["train", "--data", str(mlflow_store / "imgs.npz"), "--params", det])
+    res = json.loads(text[text.index("{\n"):])
+    assert rc == 0 and res["registered_name"] == "genaug-image-detector" and res["promoted"]
+    rc, text, _ = _run(["score", "--data", str(mlflow_store / "imgs.npz")])
+    res = json.loads(text[text.index("{\n"):])
+    assert rc == 0 and res["n_rows"] == 60 and "genaug-image-detector@champion" in res["model"]
+    assert len(pd.read_parquet(mlflow_store / "data" / "scores" / "imgs.scores.parquet")) == 60
+    gan = json.dumps({"max_steps": 10, "n_checks": 1, "base": 4, "latent": 4,
+                      "check_samples": 4, "device": "cpu", "sampling_strategy": {"1": 40}})
+    keep = np.r_[np.arange(30), np.arange(30, 40)]
+    np.savez(mlflow_store / "rare.npz", X=X[keep], y=y[keep].astype(str))
+    rc, text, _ = _run(["augment", "--data", str(mlflow_store / "rare.npz"), "--params", gan])
+    res = json.loads(text[text.index("{\n"):])
+    assert rc == 0 and res["n_generated"] == 30
+    out = np.load(mlflow_store / "data" / "augmented" / "rare.augmented.npz")
+    assert out["is_synthetic"].sum() == 30 and (out["y"][out["is_synthetic"]] == "1").all()
+    pd.DataFrame({"a": [1.0, 2.0]}).to_csv(mlflow_store / "t.csv", index=False)
+    rc, _, err = _run(["augment", "--data", str(mlflow_store / "t.csv")])
+    assert rc == 2 and "--target" in err
