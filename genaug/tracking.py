@@ -639,8 +639,12 @@ class AugmenterModel(mlflow.pyfunc.PythonModel):
                 raise GenaugInputError("unknown label", column="label",
                                        expected=f"one of {sorted(classes)}", found=repr(label))
             X, y = aug.sample(int(n), label=classes[label])
-            frames.append(X.assign(label=[str(v) for v in y]))
+            frames.append(self._frame(X).assign(label=[str(v) for v in y]))
         return pd.concat(frames, ignore_index=True)
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        """Samples as the table ``predict`` returns."""
+        return X
 
 
 def _history_figure(history: list[dict[str, Any]]) -> plt.Figure:
@@ -695,6 +699,19 @@ def _register(c: MlflowClient, name: str, info: Any, run_id: str, gate: str) -> 
         c.set_registered_model_alias(name, CHAMPION, str(version))
         return version, True
     return version, False
+
+
+def _registered(c: MlflowClient, exp_id: str, run_id: str, info: Any, register_as: str | None,
+                gate: str) -> TrainingRecord:
+    """Register the logged model (if ``register_as``), tag the run with its gate, and say
+    what was written."""
+    version, promoted = None, False
+    if register_as:
+        version, promoted = _register(c, register_as, info, run_id, gate)
+    champion_version = _alias_version(c, register_as) if register_as else None
+    c.set_tag(run_id, "genaug.gate", gate[:5000])
+    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
+                          run_url(run_id, exp_id), champion_version)
 
 
 @_scoped
@@ -769,13 +786,8 @@ def log_augmenter_training(
         wrapper.augmenter = augmenter
         info = _log_pyfunc(run_id, "augmenter", "AugmenterModel", augmenter.save, example,
                            wrapper.predict(None, example))
-        version, promoted = None, False
-        if register_as:
-            version, promoted = _register(c, register_as, info, run_id, gate)
-        champion_version = _alias_version(c, register_as) if register_as else None
-        c.set_tag(run_id, "genaug.gate", gate[:5000])
-    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
-                          run_url(run_id, exp_id), champion_version)
+        rec = _registered(c, exp_id, run_id, info, register_as, gate)
+    return rec
 
 
 @_scoped
@@ -974,7 +986,7 @@ class ImageDetectorModel(mlflow.pyfunc.PythonModel):
                              "peak_row": peaks[:, 0], "peak_col": peaks[:, 1]})
 
 
-class ImageAugmenterModel(mlflow.pyfunc.PythonModel):
+class ImageAugmenterModel(AugmenterModel):
     """Registry wrapper of an image augmenter: ``predict`` takes rows of (``label``, ``n``)
     and returns ``n`` generated images of each label as a :func:`pixel_frame` plus a
     ``label`` column."""
@@ -984,17 +996,8 @@ class ImageAugmenterModel(mlflow.pyfunc.PythonModel):
 
         self.augmenter = ImageAugmenter.load(context.artifacts["image_augmenter"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        aug = self.augmenter
-        classes = {str(c): c for c in aug.classes_.tolist()}
-        frames = []
-        for label, n in zip(model_input["label"].astype(str), model_input["n"].astype(int)):
-            if label not in classes:
-                raise GenaugInputError("unknown label", column="label",
-                                       expected=f"one of {sorted(classes)}", found=repr(label))
-            xs, y = aug.sample(int(n), label=classes[label])
-            frames.append(pixel_frame(_as_unit(xs, aug)).assign(label=[str(v) for v in y]))
-        return pd.concat(frames, ignore_index=True)
+    def _frame(self, X: Any) -> pd.DataFrame:
+        return pixel_frame(_as_unit(X, self.augmenter))
 
 
 def _finite_gate(history: list[dict[str, Any]]) -> tuple[str, bool]:
@@ -1057,13 +1060,8 @@ def log_image_detector(
         example = pixel_frame(units[:5])
         info = _log_pyfunc(run_id, "image_detector", "ImageDetectorModel", detector.save,
                            example, wrapper.predict(None, example))
-        version, promoted = None, False
-        if register_as:
-            version, promoted = _register(c, register_as, info, run_id, gate)
-        champion_version = _alias_version(c, register_as) if register_as else None
-        c.set_tag(run_id, "genaug.gate", gate)
-    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
-                          run_url(run_id, exp_id), champion_version)
+        rec = _registered(c, exp_id, run_id, info, register_as, gate)
+    return rec
 
 
 @_scoped
@@ -1126,13 +1124,16 @@ def log_image_augmenter(
         example = pd.DataFrame({"label": [str(augmenter.classes_[0])], "n": [2]})
         info = _log_pyfunc(run_id, "image_augmenter", "ImageAugmenterModel", augmenter.save,
                            example, wrapper.predict(None, example))
-        version, promoted = None, False
-        if register_as:
-            version, promoted = _register(c, register_as, info, run_id, gate)
-        champion_version = _alias_version(c, register_as) if register_as else None
-        c.set_tag(run_id, "genaug.gate", gate[:5000])
-    return TrainingRecord(run_id, exp_id, info.model_uri, register_as, version, promoted, gate,
-                          run_url(run_id, exp_id), champion_version)
+        rec = _registered(c, exp_id, run_id, info, register_as, gate)
+    return rec
+
+
+def _load_image_model(ref: str | os.PathLike, cls: Any, attr: str) -> tuple[Any, str]:
+    ref = str(ref)
+    if not ref.startswith("models:/"):
+        return cls.load(ref), f"folder {ref}"
+    model, mv = _load_registered(ref, attr)
+    return model, f"{ref} (version {mv.version}, run {mv.run_id})"
 
 
 @_scoped
@@ -1141,11 +1142,7 @@ def load_image_detector(ref: str | os.PathLike) -> tuple[Any, str]:
     and a description of what was loaded."""
     from .image_detector import ImageAnomalyDetector
 
-    ref = str(ref)
-    if not ref.startswith("models:/"):
-        return ImageAnomalyDetector.load(ref), f"folder {ref}"
-    detector, mv = _load_registered(ref, "detector")
-    return detector, f"{ref} (version {mv.version}, run {mv.run_id})"
+    return _load_image_model(ref, ImageAnomalyDetector, "detector")
 
 
 @_scoped
@@ -1153,11 +1150,7 @@ def load_image_augmenter(ref: str | os.PathLike) -> tuple[Any, str]:
     """An image augmenter from a folder or a ``models:/`` reference, and a description."""
     from .image_augmenter import ImageAugmenter
 
-    ref = str(ref)
-    if not ref.startswith("models:/"):
-        return ImageAugmenter.load(ref), f"folder {ref}"
-    augmenter, mv = _load_registered(ref, "augmenter")
-    return augmenter, f"{ref} (version {mv.version}, run {mv.run_id})"
+    return _load_image_model(ref, ImageAugmenter, "augmenter")
 
 
 @_scoped

@@ -11,7 +11,10 @@ Deployments (cron in the server's time zone, UTC by default):
   champion on the fixed validation file ``data/sample/adult_validation.parquet`` (ROC-AUC, and
   a floor of 0.55; see :mod:`genaug.gate` and :mod:`genaug.anomalies`);
 * ``augment/augment-weekly`` on Sundays at 04:00: refit the augmenter on the sample table,
-  register it, and write ``data/augmented/adult_train.augmented.parquet`` with its manifest.
+  register it, and write ``data/augmented/adult_train.augmented.parquet`` with its manifest;
+* ``score-images/images-nightly`` at 02:30: score every new image in ``data/images/incoming``
+  with ``models:/genaug-image-detector@champion`` (ledger, quarantine; see
+  :mod:`genaug.image_batch`).
 
 ``--interval N`` serves the incoming job every N seconds instead (demos and the integration
 script ``benchmarks/scheduled_run.py``).
@@ -27,6 +30,7 @@ from prefect import serve
 
 from pipelines.augment import augment
 from pipelines.batch import score_incoming_flow
+from pipelines.images import score_images
 from pipelines.train_detector import train_detector
 
 VALIDATION = "data/sample/adult_validation.parquet"
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                                      parameters=retrain_parameters(args.validation,
                                                                    args.min_val_auc)),
         augment.to_deployment(name="augment-weekly", cron="0 4 * * 0"),
+        score_images.to_deployment(name="images-nightly", cron="30 2 * * *"),
     )
 
 
