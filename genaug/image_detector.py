@@ -10,11 +10,19 @@ Score of an image (``decision_function``, higher = more anomalous), as for table
 * With ``combine="none"`` the decision score *is* ``vae_score``.
 * With ``combine="iforest"``, the VAE score and an isolation forest's score on the flattened
   pixels are each mapped through their empirical CDF on the training images (extended
-  linearly beyond it) and averaged, exactly as :class:`genaug.AnomalyDetector` does.
-* With ``combine="latent+iforest"`` (the default, chosen by ``benchmarks/images.py``), a third
-  part joins the average: ``latent_distance(X)``, the squared Mahalanobis distance of the
-  posterior mean to the training images' posterior means (Ledoit-Wolf covariance). It catches
-  images that the decoder reconstructs well but that sit where no training image does.
+  linearly beyond it) and averaged, as :class:`genaug.AnomalyDetector` does; with
+  ``calibration="log"`` (the default) the CDF is that of the log of each score's excess over
+  an offset below the training scores, so beyond the training range a part grows with the log
+  of its excess and a heavy-tailed part cannot outvote the others.
+* With ``combine="knn+iforest"`` (the default, chosen by ``benchmarks/images.py``), a third
+  part joins the average: ``latent_distance(X)``, the mean distance of the posterior mean to
+  its ``n_neighbors`` nearest training posterior means, after whitening the latent space with
+  the training means' Ledoit-Wolf covariance (a Mahalanobis metric, but local: it follows a
+  normal class that sits in several clusters). It catches images that the decoder
+  reconstructs well but that sit where no training image does. The training images' own
+  distances, used for the calibration, leave the image itself out.
+* ``combine="latent+iforest"`` (the default before format version 2) uses instead the squared
+  Mahalanobis distance to the training posterior means' centre (one Gaussian).
 
 With either combination the score no longer decomposes; the maps then show where the VAE part
 blames.
@@ -53,8 +61,9 @@ from .threshold import ThresholdMixin
 from .training import _adam, resolve_device, torch_threads
 
 FORMAT = "genaug.ImageAnomalyDetector"
-FORMAT_VERSION = 1
-COMBINE = ("latent+iforest", "iforest", "none")
+FORMAT_VERSION = 2  # 2: kNN latent reference ("knn+iforest"); version 1 still loads
+COMBINE = ("knn+iforest", "latent+iforest", "iforest", "none")
+LATENT = ("knn+iforest", "latent+iforest")
 
 
 class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
@@ -72,9 +81,16 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
         (robustness to anomalies hidden in the training images).
     shift : training-time augmentation: each training image is moved by up to ``shift`` pixels
         in each direction (zero fill) every time it is drawn; 0 = off.
-    combine, n_trees : ``"latent+iforest"`` averages the calibrated VAE score, latent
+    combine, n_trees : ``"knn+iforest"`` averages the calibrated VAE score, the latent kNN
         distance and an isolation forest's score (``n_trees`` trees) on the pixels;
-        ``"iforest"`` the VAE and forest scores; ``"none"`` is the VAE score alone.
+        ``"latent+iforest"`` the same with the latent Mahalanobis distance instead of kNN;
+        ``"iforest"`` the VAE and forest scores; ``"none"`` is the VAE score alone. (Before
+        version 2 the defaults were ``"latent+iforest"`` and 100 trees.)
+    n_neighbors : neighbours of the latent kNN distance (``combine="knn+iforest"``).
+    calibration : how each part is put on a common scale before averaging: ``"cdf"`` its
+        training ECDF (extended linearly past the ends); ``"log"`` the same on the log of the
+        part's excess over an offset below the training scores (see ``_LogCalibrator``).
+        Version 1 models used ``"cdf"``.
     contamination : target false-alarm rate; ``threshold_`` is this upper quantile of scores on
         the held-out validation images.
     validation_fraction : share of training images held out for the threshold and val loss.
@@ -99,8 +115,10 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
         lr: float = 2e-3,
         trim: float = 0.0,
         shift: int = 0,
-        combine: str = "latent+iforest",
-        n_trees: int = 100,
+        combine: str = "knn+iforest",
+        n_trees: int = 300,
+        n_neighbors: int = 3,
+        calibration: str = "log",
         contamination: float = 0.01,
         validation_fraction: float = 0.1,
         device: str = "auto",
@@ -122,6 +140,8 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
         self.shift = shift
         self.combine = combine
         self.n_trees = n_trees
+        self.n_neighbors = n_neighbors
+        self.calibration = calibration
         self.contamination = contamination
         self.validation_fraction = validation_fraction
         self.device = device
@@ -133,14 +153,18 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+        if self.calibration not in ("log", "cdf"):
+            raise ValueError(f"calibration must be 'log' or 'cdf', got {self.calibration!r}")
         if not 0.0 < self.contamination < 0.5:
             raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError("validation_fraction must be in [0, 0.9)")
         if not 0.0 <= self.trim < 0.5:
             raise ValueError(f"trim must be in [0, 0.5), got {self.trim}")
-        if min(self.n_members, self.max_steps, self.batch_size, self.latent, self.base) < 1:
-            raise ValueError("n_members, max_steps, batch_size, latent and base must be >= 1")
+        if min(self.n_members, self.max_steps, self.batch_size, self.latent, self.base,
+               self.n_neighbors, self.n_trees) < 1:
+            raise ValueError("n_members, max_steps, batch_size, latent, base, n_neighbors and "
+                             "n_trees must be >= 1")
         if not 0.0 < self.min_std < 1.0:
             raise ValueError(f"min_std must be in (0, 1), got {self.min_std}")
         if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
@@ -184,22 +208,34 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
                 progress=self.verbose, desc=f"training conv VAE {k + 1}/{self.n_members}")
             self.history_ += [dict(r, member=k) for r in hist]
         self.latent_location_ = self.latent_precision_ = None
-        if self.combine == "latent+iforest":
+        self.latent_whitening_ = self.latent_reference_ = None
+        if self.combine in LATENT:
             mus = self._posterior_means(xt[torch.as_tensor(fit_idx)])
             fits = [LedoitWolf().fit(m) for m in mus]
             self.latent_location_ = np.stack([f.location_ for f in fits])
-            self.latent_precision_ = np.stack([f.precision_ for f in fits])
+            if self.combine == "latent+iforest":
+                self.latent_precision_ = np.stack([f.precision_ for f in fits])
+            else:
+                self.latent_whitening_ = np.stack([np.linalg.cholesky(f.precision_)
+                                                   for f in fits])
+                self.latent_reference_ = np.stack(
+                    [(m - loc) @ w for m, loc, w in
+                     zip(mus, self.latent_location_, self.latent_whitening_)])
         maps, kl, dist = self._parts(xt)
+        if self.latent_reference_ is not None:  # training images: leave themselves out
+            dist[fit_idx] = np.mean([_knn_distance(r, r, self.n_neighbors, exclude_self=True)
+                                     for r in self.latent_reference_], axis=0)
         vae = maps.sum((1, 2)) + kl
         self.forest_, self.calibrators_ = None, {}
         if self.combine != "none":
             flat = x.reshape(n, -1)
             self.forest_ = ArrayForest.fit(flat[fit_idx], self.n_trees,
                                            int(s_forest.generate_state(1)[0] % 2**31))
-            self.calibrators_ = {"vae": _Calibrator.fit(vae[fit_idx]),
-                                 "iforest": _Calibrator.fit(self.forest_.score(flat[fit_idx]))}
+            cal = _LogCalibrator.fit if self.calibration == "log" else _Calibrator.fit
+            self.calibrators_ = {"vae": cal(vae[fit_idx]),
+                                 "iforest": cal(self.forest_.score(flat[fit_idx]))}
             if dist is not None:
-                self.calibrators_["latent"] = _Calibrator.fit(dist[fit_idx])
+                self.calibrators_["latent"] = cal(dist[fit_idx])
         scores = self._final(vae, dist, xt)
         self.decision_scores_ = scores
         self.validation_index_ = val_idx if n_val else fit_idx
@@ -247,6 +283,8 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
         maps, kls, dists = [], [], []
         loc = getattr(self, "latent_location_", None)
         prec = getattr(self, "latent_precision_", None)
+        whiten = getattr(self, "latent_whitening_", None)
+        ref = getattr(self, "latent_reference_", None)
         with torch_threads(self.n_threads):
             for s in range(0, len(xt), chunk):
                 xb = xt[s:s + chunk]
@@ -260,7 +298,10 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
                     k_sum += kl_normal(mu, logvar)
                     if loc is not None:
                         diff = mu.cpu().numpy().astype(float) - loc[j]
-                        d_sum += np.einsum("ni,ij,nj->n", diff, prec[j], diff)
+                        if ref is not None:
+                            d_sum += _knn_distance(ref[j], diff @ whiten[j], self.n_neighbors)
+                        else:
+                            d_sum += np.einsum("ni,ij,nj->n", diff, prec[j], diff)
                 maps.append((m_sum / len(self.models_)).cpu().numpy())
                 kls.append((k_sum / len(self.models_)).cpu().numpy())
                 dists.append(d_sum / len(self.models_))
@@ -282,11 +323,13 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
         return maps.sum((1, 2)) + kl
 
     def latent_distance(self, X: Any, *, file: str | None = None) -> np.ndarray:
-        """Squared Mahalanobis distance of each image's posterior mean to the training ones'
-        (``combine="latent+iforest"`` only)."""
+        """Distance of each image's posterior mean to the training ones' (averaged over
+        members): the mean whitened distance to the ``n_neighbors`` nearest
+        (``combine="knn+iforest"``) or the squared Mahalanobis distance to their centre
+        (``"latent+iforest"``)."""
         check_is_fitted(self, "models_")
         if self.latent_location_ is None:
-            raise ValueError("latent_distance needs combine='latent+iforest'")
+            raise ValueError(f"latent_distance needs combine in {LATENT}")
         return self._parts(self._tensor(X, file))[2]
 
     def decision_function(self, X: Any, *, file: str | None = None) -> np.ndarray:
@@ -329,7 +372,11 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
                 tensors[f"forest.{k}"] = torch.as_tensor(v)
         if self.latent_location_ is not None:
             tensors["latent.location"] = torch.as_tensor(self.latent_location_)
+        if self.latent_precision_ is not None:
             tensors["latent.precision"] = torch.as_tensor(self.latent_precision_)
+        if self.latent_reference_ is not None:
+            tensors["latent.whitening"] = torch.as_tensor(self.latent_whitening_)
+            tensors["latent.reference"] = torch.as_tensor(self.latent_reference_)
         config = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "params": self.get_params(), "dims": self.dims_, "image_shape": self.image_shape_,
@@ -338,6 +385,8 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
             "validation_index": self.validation_index_,
             "decision_scores": self.decision_scores_, "history": self.history_,
             "calibrators": {k: c.q for k, c in self.calibrators_.items()},
+            "calibration_offsets": {k: c.offset for k, c in self.calibrators_.items()
+                                    if isinstance(c, _LogCalibrator)},
             "forest": None if self.forest_ is None else {
                 "denominator": self.forest_.denominator, "max_depth": self.forest_.max_depth},
         }
@@ -345,9 +394,12 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> ImageAnomalyDetector:
-        """Rebuild a detector saved by :meth:`save` (on any device)."""
-        cfg, tensors = read_model_folder(folder, FORMAT, {FORMAT_VERSION})
-        self = cls(**dict(cfg["params"], device=device))
+        """Rebuild a detector saved by :meth:`save` (on any device; format 1 or 2)."""
+        cfg, tensors = read_model_folder(folder, FORMAT, {1, FORMAT_VERSION})
+        params = dict(cfg["params"], device=device)
+        if cfg["format_version"] == 1:  # no latent kNN reference; combine/n_trees are saved
+            params.setdefault("calibration", "cdf")
+        self = cls(**params)
         self.dims_ = cfg["dims"]
         self.image_shape_ = tuple(cfg["image_shape"])
         self.n_features_in_ = int(np.prod(self.image_shape_))
@@ -358,11 +410,14 @@ class ImageAnomalyDetector(ThresholdMixin, BaseEstimator):
                                       if k.startswith("vae.")})
         self.models_.eval()
         self.history_ = cfg["history"]
-        self.calibrators_ = {k: _Calibrator(np.asarray(q)) for k, q in cfg["calibrators"].items()}
+        offsets = cfg.get("calibration_offsets", {})
+        self.calibrators_ = {k: _LogCalibrator(np.asarray(q), offsets[k]) if k in offsets
+                             else _Calibrator(np.asarray(q)) for k, q in cfg["calibrators"].items()}
         self.latent_location_ = self.latent_precision_ = None
-        if "latent.location" in tensors:
-            self.latent_location_ = tensors["latent.location"].numpy()
-            self.latent_precision_ = tensors["latent.precision"].numpy()
+        self.latent_whitening_ = self.latent_reference_ = None
+        for name in ("location", "precision", "whitening", "reference"):
+            if f"latent.{name}" in tensors:
+                setattr(self, f"latent_{name}_", tensors[f"latent.{name}"].numpy())
         self.forest_ = None
         if cfg["forest"] is not None:
             arrays = {k[7:]: v.numpy() for k, v in tensors.items() if k.startswith("forest.")}
@@ -444,6 +499,52 @@ def train_conv_vae(
             running, count = 0.0, 0
     model.eval()
     return history
+
+
+class _LogCalibrator(_Calibrator):
+    """:class:`_Calibrator` on ``log(s - offset)``: the offset sits below the training minimum
+    by the minimum-to-median spread (scores below it count as the offset), so that beyond the
+    training range each part grows with the log of its excess, not linearly. A part with a
+    heavy tail then cannot outvote the others on far-out images."""
+
+    def __init__(self, quantiles: np.ndarray, offset: float) -> None:
+        super().__init__(quantiles)
+        self.offset = float(offset)
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, n: int = 513) -> _LogCalibrator:
+        q0, q50 = np.quantile(scores, [0.0, 0.5])
+        offset = float(q0 - (q50 - q0) - 1e-9 * max(1.0, abs(q0)))
+        return cls(np.quantile(cls._log(scores, offset), np.linspace(0, 1, n)), offset)
+
+    @staticmethod
+    def _log(s: np.ndarray, offset: float) -> np.ndarray:
+        return np.log(np.maximum(np.asarray(s, dtype=float) - offset, 1e-12))
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        return super().__call__(self._log(s, self.offset))
+
+
+def _knn_distance(
+    reference: np.ndarray, query: np.ndarray, k: int, *, exclude_self: bool = False
+) -> np.ndarray:
+    """Mean Euclidean distance of each query row to its ``k`` nearest reference rows
+    (``exclude_self``: the query is the reference and each row's own zero is skipped)."""
+    ref = torch.as_tensor(reference, dtype=torch.float64)
+    q = torch.as_tensor(query, dtype=torch.float64)
+    n_ref = len(ref) - int(exclude_self)
+    if n_ref < 1:
+        return np.zeros(len(q))
+    k = min(k, n_ref)
+    step = max(1, 2**22 // max(1, len(ref)))
+    out = []
+    for s in range(0, len(q), step):
+        d = torch.cdist(q[s:s + step], ref)
+        if exclude_self:
+            idx = torch.arange(s, s + len(d))
+            d[idx - s, idx] = math.inf
+        out.append(d.topk(k, dim=1, largest=False).values.mean(1))
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def random_shift(x: torch.Tensor, shift: int, rng: np.random.Generator) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ from genaug.errors import (
     UnsupportedFormatError,
 )
 from genaug.image_augmenter import ImageAugmenter
-from genaug.image_detector import ImageAnomalyDetector
+from genaug.image_detector import ImageAnomalyDetector, _knn_distance
 from genaug.images import read_image, read_images, to_unit_array
 
 # ------------------------------------------------------------------------------------ helpers
@@ -219,6 +221,35 @@ def test_detector_deterministic_and_save_load(fitted_detector, tmp_path):
     w.write_bytes(w.read_bytes()[:-10])
     with pytest.raises(ModelFormatError):
         ImageAnomalyDetector.load(tmp_path / "m")
+
+
+def test_latent_knn_leaves_training_images_out_and_old_format_loads(fitted_detector, tmp_path):
+    det, X = fitted_detector
+    assert det.combine == "knn+iforest" and det.latent_reference_.shape[1] == 120 - 12
+    fit_idx = np.setdiff1d(np.arange(120), det.validation_index_)
+    # scored from outside, a training image is its own nearest neighbour (one zero of k)
+    inside = det.latent_distance(X[fit_idx])
+    ref = det.latent_reference_[0]
+    loo = _knn_distance(ref, ref, det.n_neighbors, exclude_self=True)
+    assert (inside < loo + 1e-6).all() and (inside < loo).mean() > 0.9
+    # the latent part's calibration saw the leave-one-out distances
+    assert det.calibrators_["latent"](loo.max()) == pytest.approx(1.0)
+    # the Mahalanobis variant (the version-1 default) still fits, and a version-1 folder loads
+    quick = dict(det.get_params(), max_steps=20, combine="latent+iforest", n_trees=100,
+                 calibration="cdf")
+    old = ImageAnomalyDetector(**quick).fit(X[:60])
+    assert old.latent_reference_ is None and old.latent_precision_ is not None
+    old.save(tmp_path / "v1")
+    cfg_path = tmp_path / "v1" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["format_version"] = 1
+    for new in ("n_neighbors", "calibration"):
+        del cfg["params"][new]
+    del cfg["calibration_offsets"]
+    cfg_path.write_text(json.dumps(cfg))
+    back = ImageAnomalyDetector.load(tmp_path / "v1", device="cpu")
+    assert back.combine == "latent+iforest" and back.calibration == "cdf"
+    assert np.allclose(back.decision_function(X[:10]), old.decision_function(X[:10]))
 
 
 def test_detector_rejects_other_sizes_and_channels(fitted_detector):
