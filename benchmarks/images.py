@@ -129,12 +129,22 @@ def cut_class(X: np.ndarray, y: np.ndarray, rare: int, share: float, seed: int):
     return X[keep], y[keep]
 
 
-def recording_arm(factory, made: list):
-    """The factory, keeping every sampler it makes (to check the GANs after the run)."""
+def recording_arm(factory, made: list, fit_cpu: list):
+    """The factory, keeping every sampler it makes (to check the GANs after the run) and the
+    CPU seconds of each ``fit_resample`` (GAN fit plus drawing the extra images)."""
 
     def make(seed: int):
         s = factory(seed)
         made.append(s.augmenter)
+        inner = s.fit_resample
+
+        def timed(X, y):
+            t0 = time.process_time()
+            out = inner(X, y)
+            fit_cpu.append(time.process_time() - t0)
+            return out
+
+        s.fit_resample = timed
         return s
 
     return make
@@ -152,7 +162,9 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
         df, shape = ie.pixel_table(X)
         const = {c: float(df[c].iloc[0]) for c in df.columns if df[c].nunique() == 1}
         made: list = []
-        arm = recording_arm(ie.gan_arm(shape, list(df.columns), const, **gan_params), made)
+        fit_cpu: list = []
+        arm = recording_arm(ie.gan_arm(shape, list(df.columns), const, **gan_params), made,
+                            fit_cpu)
         t0 = time.time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -165,7 +177,7 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         res.records.to_csv(Path(args.out).with_name(f"images_augmentation_{f.stem}.csv"),
                            index=False)
-        shares = []
+        shares, ceiling = [], []
         for sp, aug in zip(res.splits, made):
             flat = df.to_numpy()
             clf = LogisticRegression(max_iter=1000).fit(flat[sp.train], y[sp.train])
@@ -174,7 +186,11 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
                 xs, _ = aug.sample(args.share_samples, label=c)
                 per[int(c)] = float(np.mean(clf.predict(np.asarray(xs)) == c))
             shares.append(per)
-        sh = pd.DataFrame(shares)
+            # reference: the same checker on the split's real test images (per-class accuracy)
+            pred = clf.predict(flat[sp.test])
+            ceiling.append({int(c): float(np.mean(pred[y[sp.test] == c] == c))
+                            for c in aug.classes_})
+        sh, ceil = pd.DataFrame(shares), pd.DataFrame(ceiling)
         counts = np.bincount(y)
         lines = [f"\n## {f.stem}: augmentation, class {rare} cut to "
                  f"{counts[rare]} of {len(y)} images ({100 * args.rare_share:.0f} %); "
@@ -185,7 +201,12 @@ def augmentation(args: argparse.Namespace, files: list[Path]) -> list[str]:
                  f"mean over classes {sh.mean().mean():.3f}; rare class "
                  f"{sh[rare].mean():.3f}; held-out check chose "
                  + ", ".join(f"step {a.selected_['step']} (share {a.selected_['class_share']:.2f},"
-                             f" C2ST {a.selected_['c2st_auc']:.2f})" for a in made)]
+                             f" C2ST {a.selected_['c2st_auc']:.2f})" for a in made),
+                 "reference, the same logistic regression's accuracy per class on the split's "
+                 "real test images: " + " ".join(f"{c}:{v:.2f}" for c, v in ceil.mean().items())
+                 + f" (mean {ceil.mean().mean():.3f}; rare class {ceil[rare].mean():.3f})",
+                 "GAN fit_resample CPU seconds per split: "
+                 + ", ".join(f"{t:.0f}" for t in fit_cpu)]
         v = res.verdicts()
         rand = v[v.arm == "random"].set_index("classifier")["diff"]
         gan_d = v[v.arm == "gan"].set_index("classifier")["diff"]

@@ -3,7 +3,10 @@
 ``fit(X, y)`` trains :class:`~genaug.nn.image_gan.ImageGenerator` against a spectral-norm
 projection discriminator with the hinge loss, on real minibatches drawn class-balanced (so a
 rare class is seen as often as the others) and with random shifts on everything the
-discriminator sees (DiffAugment). ``sample(n, label=c)`` draws ``n`` images of class ``c``;
+discriminator sees (DiffAugment). Samples (and the held-out checks) use the truncation trick by
+default: the noise is drawn from a normal truncated at ``truncation`` = 1 standard deviation,
+trading a little variety for images more typical of their class. ``sample(n, label=c)`` draws
+``n`` images of class ``c``;
 ``fit_resample(X, y)`` returns ``X`` and ``y`` with generated images appended, as
 imbalanced-learn's over-samplers do, so it drops into imblearn's ``Pipeline`` and into
 :func:`genaug.evaluation.evaluate_augmentation`.
@@ -18,7 +21,8 @@ images (the *checker*) is fitted once; ``n_checks`` times during training the ge
 * ``c2st_auc``: a classifier two-sample test, the cross-validated ROC-AUC of a logistic
   regression telling generated images from the held-out real ones (0.5 = indistinguishable).
 
-The generator kept is the one with the highest ``class_share - (c2st_auc - 0.5)``; the record
+The generator kept is the one with the highest ``(1 - w) * class_share + w * class_share_min -
+(c2st_auc - 0.5)`` (``w = min_share_weight``); the record
 of every check is in ``history_`` (with per-epoch losses) and the chosen one in ``selected_``.
 ``epoch_grids_`` holds, at the end of every epoch, ``(epoch, images)`` with ``grid_samples``
 generated images per class from the same fixed noise (classes x grid_samples x C x H x W,
@@ -50,12 +54,12 @@ from tqdm.auto import tqdm
 
 from .errors import GenaugInputError, ImageShapeError
 from .images import to_unit_array
-from .nn.image_gan import ImageGenerator, ProjectionDiscriminator, translate
+from .nn.image_gan import ImageGenerator, ProjectionDiscriminator, translate, truncated_normal
 from .persistence import read_model_folder, write_model_folder
 from .training import resolve_device, torch_threads
 
 FORMAT = "genaug.ImageAugmenter"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: dims name the generator's conditioning (v1 = "concat")
 
 
 class ImageAugmenter(BaseEstimator):
@@ -64,6 +68,19 @@ class ImageAugmenter(BaseEstimator):
     Parameters
     ----------
     latent, base, embed : noise size, channel width of the networks, class-embedding size.
+    conditioning : ``"cbn"`` (class embedding at the input and conditional batch norm in every
+        generator block) or ``"concat"`` (class embedding at the input only).
+    aux_weight : weight of an auxiliary classification loss (AC-GAN): a class head on the
+        discriminator learns the classes of real images, and the generator is pushed to make
+        images that head assigns to the requested class. 0 turns it off.
+    truncation : the truncation trick (BigGAN): noise drawn from a standard normal truncated
+        to ``[-truncation, truncation]`` when sampling and in the held-out checks (training
+        uses the full normal). Smaller = more typical, less varied images; ``None`` = off.
+        The default 1.0 cuts the 32 % of noise values beyond one standard deviation. It can
+        be changed with ``set_params`` after fitting (the selection was made with the value
+        set at fit time).
+    min_share_weight : weight of the worst class's share in the selection score (see
+        the module docstring).
     max_steps, max_epochs : discriminator+generator steps: ``min(max_steps, max_epochs *
         batches per epoch)``.
     batch_size, lr_g, lr_d : minibatch size and Adam learning rates (betas 0.5, 0.999).
@@ -84,6 +101,10 @@ class ImageAugmenter(BaseEstimator):
         latent: int = 64,
         base: int = 32,
         embed: int = 32,
+        conditioning: str = "concat",
+        aux_weight: float = 0.0,
+        truncation: float | None = 1.0,
+        min_share_weight: float = 0.0,
         max_steps: int = 2000,
         max_epochs: int = 300,
         batch_size: int = 64,
@@ -105,6 +126,10 @@ class ImageAugmenter(BaseEstimator):
         self.latent = latent
         self.base = base
         self.embed = embed
+        self.conditioning = conditioning
+        self.aux_weight = aux_weight
+        self.truncation = truncation
+        self.min_share_weight = min_share_weight
         self.max_steps = max_steps
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -170,6 +195,10 @@ class ImageAugmenter(BaseEstimator):
             raise ValueError("n_checks >= 1, check_samples >= 2 and max_steps >= 1 needed")
         if not 0.0 < self.validation_fraction < 0.9:
             raise ValueError("validation_fraction must be in (0, 0.9)")
+        if self.truncation is not None and not self.truncation > 0:
+            raise ValueError(f"truncation must be > 0 or None, got {self.truncation!r}")
+        if self.aux_weight < 0 or not 0.0 <= self.min_share_weight <= 1.0:
+            raise ValueError("aux_weight >= 0 and min_share_weight in [0, 1] needed")
         x, self.output_format_ = self._layout(X)
         y_arr = np.asarray(y).ravel()
         if len(y_arr) != len(x):
@@ -207,11 +236,13 @@ class ImageAugmenter(BaseEstimator):
         c, h, w = self.image_shape_
         k = len(self.classes_)
         self.dims_ = {"channels": c, "height": h, "width": w, "n_classes": k,
-                      "latent": self.latent, "base": self.base, "embed": self.embed}
+                      "latent": self.latent, "base": self.base, "embed": self.embed,
+                      "conditioning": self.conditioning}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(s_torch.generate_state(1)[0]))
             gen = self._build_generator()
-            disc = ProjectionDiscriminator(c, h, w, k, base=self.base).to(self.device_)
+            disc = ProjectionDiscriminator(c, h, w, k, base=self.base,
+                                           aux=self.aux_weight > 0).to(self.device_)
         g = torch.Generator().manual_seed(int(s_torch.generate_state(2)[1]))
         rng = np.random.default_rng(s_batch)
         opt_g = torch.optim.Adam(gen.parameters(), lr=self.lr_g, betas=(0.5, 0.999))
@@ -247,13 +278,15 @@ class ImageAugmenter(BaseEstimator):
             real = xt[torch.as_tensor(idx, device=self.device_)]
             z = torch.randn((bs, self.latent), generator=g).to(self.device_)
             fake = gen(z, labels)
-            d_loss = (torch.relu(1.0 - disc(translate(real, self.shift, g), labels)).mean()
-                      + torch.relu(1.0 + disc(translate(fake.detach(), self.shift, g),
-                                              labels)).mean())
+            d_real, ce_real = self._critic(disc, translate(real, self.shift, g), labels)
+            d_fake, _ = self._critic(disc, translate(fake.detach(), self.shift, g), labels)
+            d_loss = (torch.relu(1.0 - d_real).mean() + torch.relu(1.0 + d_fake).mean()
+                      + self.aux_weight * ce_real)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            g_loss = -disc(translate(fake, self.shift, g), labels).mean()
+            d_gen, ce_gen = self._critic(disc, translate(fake, self.shift, g), labels)
+            g_loss = -d_gen.mean() + self.aux_weight * ce_gen
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -287,11 +320,21 @@ class ImageAugmenter(BaseEstimator):
         self.history_ = history
         self._sample_gen = torch.Generator().manual_seed(int(s_torch.generate_state(3)[2]))
 
+    def _critic(
+        self, disc: ProjectionDiscriminator, x: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The discriminator's logits and (with ``aux_weight``) its class head's cross-entropy
+        against ``labels`` (0 without)."""
+        if self.aux_weight <= 0:
+            return disc(x, labels), torch.zeros((), device=x.device)
+        logit, cls = disc(x, labels, with_classes=True)
+        return logit, torch.nn.functional.cross_entropy(cls, labels)
+
     def _build_generator(self) -> ImageGenerator:
         d = self.dims_
         return ImageGenerator(d["channels"], d["height"], d["width"], d["n_classes"],
-                              latent=d["latent"], base=d["base"], embed=d["embed"]
-                              ).to(self.device_)
+                              latent=d["latent"], base=d["base"], embed=d["embed"],
+                              conditioning=d.get("conditioning", "concat")).to(self.device_)
 
     def _grid(self, gen: ImageGenerator, z: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         """One sample grid from fixed noise: classes x grid_samples x C x H x W, uint8."""
@@ -312,7 +355,7 @@ class ImageAugmenter(BaseEstimator):
         gen.eval()
         labels = np.repeat(np.arange(k), m)
         with torch.inference_mode():
-            z = torch.randn((len(labels), self.latent), generator=g).to(self.device_)
+            z = truncated_normal(len(labels), self.latent, self.truncation, g).to(self.device_)
             fake = gen(z, torch.as_tensor(labels, device=self.device_)).cpu().numpy()
         fake = fake.reshape(len(fake), -1)
         pred = checker.predict(fake)
@@ -328,9 +371,10 @@ class ImageAugmenter(BaseEstimator):
                                   cv=StratifiedKFold(folds, shuffle=True, random_state=0),
                                   method="predict_proba")[:, 1]
             auc = float(roc_auc_score(is_fake, p))
-        share = float(per_class.mean())
-        return {"class_share": share, "class_share_min": float(per_class.min()),
-                "c2st_auc": auc, "selection_score": share - max(auc - 0.5, 0.0)}
+        share, worst = float(per_class.mean()), float(per_class.min())
+        w = self.min_share_weight
+        return {"class_share": share, "class_share_min": worst, "c2st_auc": auc,
+                "selection_score": (1 - w) * share + w * worst - max(auc - 0.5, 0.0)}
 
     # ------------------------------------------------------------------------------- sampling
     def _codes(self, label: Any, n: int) -> np.ndarray:
@@ -356,7 +400,8 @@ class ImageAugmenter(BaseEstimator):
         with torch.inference_mode(), torch_threads(self.n_threads):
             for s in range(0, n, 1024):
                 part = torch.as_tensor(codes[s:s + 1024], device=self.device_)
-                z = torch.randn((len(part), self.latent), generator=self._sample_gen)
+                z = truncated_normal(len(part), self.latent, self.truncation,
+                                     self._sample_gen)
                 out.append(self.generator_(z.to(self.device_), part).cpu().numpy())
         x = np.concatenate(out) if out else np.zeros((0, *self.image_shape_), np.float32)
         return self._output(x), self.classes_[codes]
@@ -420,8 +465,12 @@ class ImageAugmenter(BaseEstimator):
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> ImageAugmenter:
         """Rebuild an augmenter saved by :meth:`save` (sampling only; no refit needed)."""
-        cfg, tensors = read_model_folder(folder, FORMAT, {FORMAT_VERSION})
+        cfg, tensors = read_model_folder(folder, FORMAT, {1, FORMAT_VERSION})
         params = dict(cfg["params"], device=device)
+        if cfg["format_version"] == 1:  # before these options: what v1 models did
+            params = {"conditioning": "concat", "aux_weight": 0.0, "truncation": None,
+                      "min_share_weight": 0.0, **params}
+            cfg["dims"] = {"conditioning": "concat", **cfg["dims"]}
         st = params["sampling_strategy"]
         if isinstance(st, dict):
             params["sampling_strategy"] = {k: v for k, v in st["__dict__"]}

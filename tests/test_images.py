@@ -319,6 +319,55 @@ def test_gan_deterministic_and_save_load(fitted_gan, tmp_path):
     assert np.array_equal(twin.sample(5, label=0)[0], twin2.sample(5, label=0)[0])
 
 
+def test_truncated_noise_bounds_and_off_is_plain_normal():
+    import torch
+
+    from genaug.nn.image_gan import truncated_normal
+
+    z = truncated_normal(4000, 8, 0.7, torch.Generator().manual_seed(0))
+    assert z.shape == (4000, 8) and z.abs().max() <= 0.7 and z.std() > 0.3
+    plain = truncated_normal(5, 3, None, torch.Generator().manual_seed(1))
+    assert torch.equal(plain, torch.randn((5, 3), generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("conditioning", ["cbn", "concat"])
+def test_gan_options_fit_sample_and_save_load(conditioning, tmp_path):
+    X, y = halves(60)
+    aug = ImageAugmenter(max_steps=6, n_checks=2, base=4, latent=4, embed=2, check_samples=4,
+                         conditioning=conditioning, aux_weight=0.5, truncation=1.0,
+                         min_share_weight=0.5, random_state=0, device="cpu").fit(X, y)
+    assert aug.sample(3, label=1)[0].shape == (3, 8, 8)
+    aug.reseed(0)
+    a, _ = aug.sample(4, label=0)
+    back = ImageAugmenter.load(aug.save(tmp_path / "g"), device="cpu")
+    assert back.get_params()["conditioning"] == conditioning and back.truncation == 1.0
+    assert np.array_equal(a, back.sample(4, label=0)[0])
+    with pytest.raises(ValueError, match="truncation"):
+        ImageAugmenter(truncation=0.0).fit(X, y)
+
+
+def test_gan_loads_format_version_1(tmp_path):
+    """A model saved before the conditioning / truncation options loads and samples as then."""
+    import json
+
+    X, y = halves(40)
+    aug = ImageAugmenter(max_steps=4, n_checks=1, base=4, latent=4, embed=2, check_samples=4,
+                         conditioning="concat", truncation=None, random_state=0,
+                         device="cpu").fit(X, y)
+    folder = aug.save(tmp_path / "g")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["format_version"] = 1
+    for k in ("conditioning", "aux_weight", "truncation", "min_share_weight"):
+        cfg["params"].pop(k)
+    cfg["dims"].pop("conditioning")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    back = ImageAugmenter.load(folder, device="cpu")
+    assert back.conditioning == "concat" and back.truncation is None
+    aug.reseed(3)
+    back.reseed(3)
+    assert np.array_equal(aug.sample(4, label=1)[0], back.sample(4, label=1)[0])
+
+
 def test_gan_pixel_table_roundtrip():
     X, y = halves(40)
     df = pd.DataFrame(X.reshape(40, -1) / 255.0, columns=[f"p{i}" for i in range(64)])
