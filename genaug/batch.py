@@ -23,6 +23,7 @@ done or quarantined is only moved.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -206,14 +207,17 @@ def process_file(
         # record before moving: a crash in between leaves a done file in incoming, which
         # the next run moves as a duplicate, not a claim that is never finished
         ledger.finish(digest, DONE, str(target))
-        _move(path, processed, digest)
+        # a concurrent run that lists the file now sees it recorded and moves it itself
+        with contextlib.suppress(FileNotFoundError):
+            _move(path, processed, digest)
         return FileOutcome(path.name, SCORED, scored)
     except GenaugInputError as e:
         err = e.with_file(str(path))
         dst = _destination(path, quarantine, digest)  # reason, record, move: crash-safe order
         write_json_atomic(err.to_dict(), dst.with_name(dst.name + ".reason.json"))
         ledger.finish(digest, QUARANTINED, str(err))
-        os.replace(path, dst)
+        with contextlib.suppress(FileNotFoundError):  # moved meanwhile by a concurrent run
+            os.replace(path, dst)
         log.warning("quarantined %s: %s", path.name, err)
         return FileOutcome(path.name, QUARANTINE)
     except Exception:

@@ -251,3 +251,30 @@ def test_many_runs_open_a_fresh_ledger_at_once(tmp_path):
         for t in threads:
             t.join()
         assert errors == [], f"round {round_}: {errors[0]!r}"
+
+
+def test_run_whose_file_a_concurrent_run_moved_after_the_record_still_counts_it_scored(
+        tmp_path, detector):
+    """Run B lists the file just after run A records it done and moves it as a duplicate; A's
+    own move then finds nothing. A must still report it scored (not failed), B a duplicate."""
+    from genaug.batch import DUPLICATE, SCORED, process_file
+
+    d = _folders(tmp_path)
+    p = d["incoming"] / "f.parquet"
+    mixed_frame(n=20, seed=7).drop(columns="is_anomaly").to_parquet(p)
+    _age(p)
+    folders = {"out": d["out"], "processed": d["processed"], "quarantine": d["quarantine"]}
+    other: list = []
+
+    class Interleaved(Ledger):
+        def finish(self, *args, **kwargs):
+            super().finish(*args, **kwargs)
+            other.append(process_file(p, detector, ledger=Ledger(self.path), min_age=0,
+                                      **folders))
+
+    outcome = process_file(p, detector, ledger=Interleaved(tmp_path / "l.sqlite"), min_age=0,
+                           **folders)
+    assert [o.status for o in other] == [DUPLICATE]
+    assert outcome.status == SCORED
+    assert sorted(x.name for x in d["processed"].iterdir()) == ["f.parquet"]
+    assert not any(d["incoming"].iterdir())
