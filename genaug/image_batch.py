@@ -138,7 +138,8 @@ def score_image_folder(
             dst = _destination(path, quarantine, digest)  # reason, record, move: crash-safe
             write_json_atomic(err.to_dict(), dst.with_name(dst.name + ".reason.json"))
             ledger.finish(digest, QUARANTINED, str(err))
-            os.replace(path, dst)
+            with contextlib.suppress(FileNotFoundError):  # moved meanwhile by a concurrent run
+                os.replace(path, dst)
             res.quarantined.append(path.name)
             log.warning("quarantined %s: %s", path.name, err)
             continue
