@@ -427,7 +427,12 @@ class ImageAugmenter(BaseEstimator):
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
         """Fit on ``(X, y)``, then return them with generated images appended."""
-        self.fit(X, y)
+        return self.fit(X, y).resample(X, y)
+
+    def resample(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        """``X`` and ``y`` with generated images appended per ``sampling_strategy``, from the
+        fitted generator (no refit: for an augmenter loaded from the registry)."""
+        check_is_fitted(self, "generator_")
         y_arr = np.asarray(y).ravel()
         extra_X, extra_y = [], []
         for c, n in self._targets(y_arr).items():

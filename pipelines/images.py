@@ -197,13 +197,11 @@ def fit_augment(data: str, labels: str | None, size: Any, params: dict[str, Any]
                 "promoted": rec.promoted, "run_id": rec.run_id, "url": rec.url}
     else:
         aug, desc = tracking.load_image_augmenter(model)
-        aug.sampling_strategy = params.get("sampling_strategy", aug.sampling_strategy)
+        if "sampling_strategy" in params:
+            aug.set_params(sampling_strategy=params["sampling_strategy"])
         if "random_state" in params:
             aug.reseed(params["random_state"])
-        extra = aug._targets(np.asarray(s.y))
-        parts = [aug.sample(n, label=c) for c, n in extra.items() if n > 0]
-        X_res = np.concatenate([s.X, *(p[0] for p in parts)]).astype(s.X.dtype)
-        y_res = np.concatenate([np.asarray(s.y), *(p[1] for p in parts)])
+        X_res, y_res = aug.resample(s.X, s.y)
         info = {"name": desc, "version": None, "gate": "loaded", "promoted": False,
                 "run_id": None, "url": None}
     with atomic_path(out) as tmp:

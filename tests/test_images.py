@@ -493,6 +493,14 @@ def test_image_flows_end_to_end(prefect_api, mlflow_store):
     assert made["label"].tolist() == ["0", "0", "1", "1", "1"] and made.shape[1] == 8 * 8 + 1
     assert made.drop(columns="label").to_numpy().min() >= 0
 
+    # a registered augmenter is reused without refitting
+    with contextlib.redirect_stdout(io.StringIO()):
+        again = augment(data=str(root / "labelled"), out=str(root / "aug2.npz"),
+                        model=f"models:/genaug-image-augmenter/{aug['model']['version']}")
+    z2 = np.load(root / "aug2.npz")
+    assert again["model"]["gate"] == "loaded" and "version 1" in again["model"]["name"]
+    assert z2["is_synthetic"].sum() == 20 and (z2["y"][z2["is_synthetic"]] == "1").all()
+
 
 def test_gan_in_imblearn_pipeline_and_clone():
     from imblearn.pipeline import Pipeline
