@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .batch import _destination
 from .errors import GenaugInputError
 from .image_detector import ImageAnomalyDetector
 from .images import read_image
@@ -63,14 +64,6 @@ class ImageBatchResult:
         return (f"scored {len(self.scored)} image(s) ({self.n_flagged} flagged), quarantined "
                 f"{len(self.quarantined)}, already handled {len(self.duplicates)}, skipped "
                 f"{len(self.skipped)} (still changing), failed {len(self.failed)}")
-
-
-def _destination(src: Path, folder: Path, digest: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / src.name
-    if dst.exists():  # another image of that name was handled before: keep both
-        dst = folder / f"{src.stem}.{digest[:12]}{src.suffix}"
-    return dst
 
 
 def _move(src: Path, folder: Path, digest: str) -> None:
